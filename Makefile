@@ -1,0 +1,37 @@
+# The whole set-up is `make demo` and `make test`: both create .venv and install what is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install test demo bench bench-peer clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): setup.py | $(PY)
+	$(PY) -m pip install -q -e ".[dev,plots]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest tests -q
+
+demo: $(STAMP)
+	$(PY) experiments/demo.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/train_throughput.py
+
+# DeepCTR 0.9.4 on tf-keras, in its own venv (never a dependency of the package).
+PEER_VENV ?= .venv-peer
+bench-peer:
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q "deepctr==0.9.4" "tf-keras~=2.21.0" "tensorflow~=2.21.0" numpy
+	TF_USE_LEGACY_KERAS=1 $(PEER_VENV)/bin/python benchmarks/peer_deepctr.py
+
+clean:
+	rm -rf $(VENV) $(PEER_VENV) *.egg-info

@@ -1,0 +1,274 @@
+"""`AdaptedDNN`: the hidden dense stack every backbone calls, plain or adapted."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from mlora_tf.api import mlora_export
+from mlora_tf.layers.dropout import FastDropout
+from mlora_tf.layers.lora_dense import LoRADense, MoELoRADense
+from mlora_tf.layers.mixture import DomainSelector, GatingHead
+
+MODES = ("plain", "mlora", "moe")
+# Where the mixture weight `w` comes from (DESIGN.md, "One formulation for every adapter").
+MIXTURE_SOURCES = ("domain", "gate", "zeros", "expert")
+_DEFAULT_SOURCE = {"plain": "zeros", "mlora": "domain", "moe": "gate"}
+
+
+@mlora_export("mlora_tf.layers.AdaptedDNN")
+class AdaptedDNN(keras.layers.Layer):
+    """The dense stack (`hidden_units`, ReLU) of a CTR backbone, plain or adapted.
+
+    Modes:
+      * `"plain"`: the DeepCTR DNN, `h = Dropout(ReLU(h W + b))` (dropout after the
+        activation).
+      * `"mlora"`: one `LoRADense` per layer with one slot per domain, mixed by a
+        `DomainSelector`: `h = ReLU(Dropout(h W + b) + delta_domain(h))` (dropout on
+        the shared pre-activation only, as the original `Mlora`).
+      * `"moe"`: one `MoELoRADense` per layer with `experts_per_domain * n_domains`
+        expert slots, mixed by a `GatingHead`.
+
+    `mixture_source` says where the mixture weight comes from at call time: `"domain"`
+    (one-hot of the row's domain), `"gate"` (the gating head), `"zeros"` (backbone
+    only: the adapters are skipped) or `"expert"` (one-hot of `expert_index`). Phased
+    training switches it; a compiled step must be re-traced after a switch.
+
+    Input shape:
+        `[x, domain]`: `x` of shape `(batch_size, input_dim)` and integer `domain` of
+        shape `(batch_size,)`. In `"plain"` mode `domain` is accepted and ignored, so
+        a backbone calls every mode the same way.
+    Output shape:
+        `(batch_size, hidden_units[-1])`.
+
+    Args:
+        hidden_units: tuple of ints, default `(256, 128, 64)`.
+        mode: str, `"plain"`, `"mlora"` or `"moe"`.
+        n_domains: int, required for the adapted modes.
+        lora_reduce: float, the paper's temperature alpha (rank = units // alpha).
+        lora_rank: optional int, explicit rank (overrides `lora_reduce`).
+        experts_per_domain: int, default 1, experts per domain in `"moe"` mode.
+        activation: str, default `"relu"`.
+        dropout: float, default 0.
+        kernel_initializer: initializer of the shared kernels (default glorot-normal,
+            as DeepCTR's DNN).
+        adapter_a_initializer: optional initializer of the fused adapter `A`.
+        gate_embedding_dim: int, default 4, size of the gate's domain embedding.
+        seed: optional int seed of the dropout layers.
+    """
+
+    def __init__(
+        self,
+        hidden_units=(256, 128, 64),
+        mode: str = "plain",
+        n_domains: int | None = None,
+        lora_reduce: float | None = None,
+        lora_rank: int | None = None,
+        experts_per_domain: int = 1,
+        activation="relu",
+        dropout: float = 0.0,
+        kernel_initializer="glorot_normal",
+        adapter_a_initializer=None,
+        gate_embedding_dim: int = 4,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
+        hidden_units = tuple(int(u) for u in hidden_units)
+        if not hidden_units or min(hidden_units) < 1:
+            raise ValueError(f"`hidden_units` must be positive integers. Received: hidden_units={hidden_units}")
+        if mode != "plain" and (not isinstance(n_domains, int) or n_domains < 1):
+            raise ValueError(f"`n_domains` is required in mode {mode!r}. Received: n_domains={n_domains}")
+        if not isinstance(experts_per_domain, int) or experts_per_domain < 1:
+            raise ValueError(
+                f"`experts_per_domain` must be a positive integer. Received: experts_per_domain={experts_per_domain}"
+            )
+        self.hidden_units = hidden_units
+        self.mode = mode
+        self.n_domains = n_domains
+        self.lora_reduce = lora_reduce
+        self.lora_rank = lora_rank
+        self.experts_per_domain = experts_per_domain
+        self.activation = keras.activations.get(activation)
+        self.dropout = float(dropout)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.adapter_a_initializer = (
+            keras.initializers.get(adapter_a_initializer) if adapter_a_initializer is not None else None
+        )
+        self.gate_embedding_dim = gate_embedding_dim
+        self.seed = seed
+        self.mixture_source = _DEFAULT_SOURCE[mode]
+        self.expert_index = None
+        # Domain-homogeneous batches (the original's default) take one slot's
+        # arithmetic; see `call`. Off: always the general mixture (for tests).
+        self.single_slot_fast_path = True
+
+        self.dense_layers = []
+        self.dropout_layers = []
+        self.mixture_layer = None
+        for i, units in enumerate(hidden_units):
+            common = dict(
+                kernel_initializer=keras.initializers.get(keras.initializers.serialize(self.kernel_initializer)),
+                name=f"{mode}_dense_{i}",
+            )
+            if mode == "plain":
+                self.dense_layers.append(keras.layers.Dense(units, activation=self.activation, **common))
+                if self.dropout:
+                    seed_i = None if seed is None else seed + i
+                    self.dropout_layers.append(FastDropout(self.dropout, seed=seed_i, name=f"dropout_{i}"))
+            else:
+                adapter_init = (
+                    keras.initializers.get(keras.initializers.serialize(self.adapter_a_initializer))
+                    if self.adapter_a_initializer is not None
+                    else None
+                )
+                kwargs_i = dict(
+                    lora_reduce=lora_reduce,
+                    lora_rank=lora_rank,
+                    activation=self.activation,
+                    dropout=self.dropout,
+                    adapter_a_initializer=adapter_init,
+                    seed=None if seed is None else seed + i,
+                    **common,
+                )
+                if mode == "mlora":
+                    self.dense_layers.append(LoRADense(units, n_slots=n_domains, **kwargs_i))
+                else:
+                    self.dense_layers.append(MoELoRADense(units, num_experts=self.num_slots, **kwargs_i))
+        if mode == "mlora":
+            self.mixture_layer = DomainSelector(n_domains, name="domain_selector")
+        elif mode == "moe":
+            self.mixture_layer = GatingHead(
+                n_domains, self.num_slots, embedding_dim=gate_embedding_dim, name="gating_head"
+            )
+
+    @property
+    def num_slots(self) -> int:
+        """Adapter slots per layer: domains (MLoRA) or experts (MoE), 0 when plain."""
+        if self.mode == "plain":
+            return 0
+        return self.n_domains * (self.experts_per_domain if self.mode == "moe" else 1)
+
+    @property
+    def ranks(self) -> tuple:
+        return tuple(getattr(layer, "rank", 0) for layer in self.dense_layers)
+
+    def set_mixture(self, source: str, expert_index: int | None = None) -> None:
+        """Choose where the mixture weight comes from (see the class docstring).
+
+        Raises:
+            ValueError: for an unknown source, a source the mode lacks, or a bad expert.
+        """
+        if source not in MIXTURE_SOURCES:
+            raise ValueError(f"`source` must be one of {MIXTURE_SOURCES}. Received: source={source!r}")
+        if self.mode == "plain" and source != "zeros":
+            raise ValueError(f"A plain AdaptedDNN has no adapters. Received: source={source!r}")
+        if source == "gate" and self.mode != "moe":
+            raise ValueError("source='gate' needs mode='moe'.")
+        if source == "expert":
+            if expert_index is None or not 0 <= expert_index < self.num_slots:
+                raise ValueError(
+                    f"`expert_index` must be in [0, {self.num_slots}). Received: expert_index={expert_index}"
+                )
+        self.mixture_source = source
+        self.expert_index = expert_index if source == "expert" else None
+
+    def build(self, input_shape):
+        x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        width = int(x_shape[-1])
+        for layer in self.dense_layers:
+            layer.build((None, width) if self.mode == "plain" else [(None, width), (None, self.num_slots)])
+            width = layer.units
+        if self.mixture_layer is not None:
+            self.mixture_layer.build((None,))
+
+    def mixture(self, domain):
+        """The mixture weight `(batch_size, num_slots)` of the current source, or None
+        for `"zeros"` (what `call` applies; the `"expert"` source is a one-hot)."""
+        source = self.mixture_source
+        if source == "zeros":
+            return None
+        if source == "expert":
+            n = ops.shape(ops.reshape(domain, (-1,)))[0]
+            one_hot = ops.one_hot(ops.full((1,), self.expert_index, dtype="int32"), self.num_slots)
+            return ops.broadcast_to(one_hot, (n, self.num_slots))
+        return self.mixture_layer(domain)
+
+    def call(self, inputs, training=None):
+        if isinstance(inputs, (list, tuple)):
+            x, domain = inputs
+        else:
+            x, domain = inputs, None
+        if self.mode == "plain":
+            for i, layer in enumerate(self.dense_layers):
+                x = layer(x)
+                if self.dropout_layers:
+                    x = self.dropout_layers[i](x, training=training)
+            return x
+        if domain is None:
+            raise ValueError(f"AdaptedDNN in mode {self.mode!r} needs inputs [x, domain].")
+        source = self.mixture_source
+        if source == "zeros":
+            return self._run(x, training)
+        if source == "expert":
+            return self._run(x, training, slot=self.expert_index)
+        if source == "domain" and self.single_slot_fast_path:
+            # A batch whose rows share one domain uses that domain's slot alone (one
+            # slot's arithmetic instead of all); any other batch takes the general
+            # per-row mixture. Both are exact: a mixed batch is never routed by a row.
+            ids = ops.reshape(ops.cast(domain, "int32"), (-1,))
+            uniform = ops.logical_and(ops.size(ids) > 0, ops.all(ops.equal(ids, ids[:1])))
+            return ops.cond(
+                uniform,
+                lambda: self._run(x, training, slot=ids[0]),
+                lambda: self._run(x, training, mixture=self.mixture_layer(domain)),
+            )
+        return self._run(x, training, mixture=self.mixture_layer(domain))
+
+    def _run(self, x, training, mixture=None, slot=None):
+        for layer in self.dense_layers:
+            x = layer([x, mixture] if mixture is not None else x, training=training, slot=slot)
+        return x
+
+    def variable_groups(self) -> dict:
+        """Variables by training group: `backbone`, `adapter`, `gate`."""
+        groups = {"backbone": [], "adapter": [], "gate": []}
+        for layer in self.dense_layers:
+            if isinstance(layer, LoRADense):
+                groups["backbone"].extend(layer.backbone_weights)
+                groups["adapter"].extend(layer.adapter_weights)
+            else:
+                groups["backbone"].extend(layer.weights)
+        if isinstance(self.mixture_layer, GatingHead):
+            groups["gate"].extend(self.mixture_layer.weights)
+        return groups
+
+    def compute_output_shape(self, input_shape):
+        x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        return tuple(x_shape[:-1]) + (self.hidden_units[-1],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_units": list(self.hidden_units),
+                "mode": self.mode,
+                "n_domains": self.n_domains,
+                "lora_reduce": self.lora_reduce,
+                "lora_rank": self.lora_rank,
+                "experts_per_domain": self.experts_per_domain,
+                "activation": keras.activations.serialize(self.activation),
+                "dropout": self.dropout,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "adapter_a_initializer": (
+                    keras.initializers.serialize(self.adapter_a_initializer)
+                    if self.adapter_a_initializer is not None
+                    else None
+                ),
+                "gate_embedding_dim": self.gate_embedding_dim,
+                "seed": self.seed,
+            }
+        )
+        return config

@@ -1,0 +1,11 @@
+"""Backbones. Importing this package registers every backbone module."""
+
+from mlora_tf.models import mlp, wdl  # noqa: F401  (registration)
+from mlora_tf.models.builder import (  # noqa: F401
+    DataSpec,
+    build_model,
+    count_params,
+    dense_stack_of,
+    variable_groups,
+)
+from mlora_tf.models.registry import get_backbone, list_backbones, register_backbone  # noqa: F401

@@ -1,0 +1,182 @@
+"""The factory: feature inputs, embeddings and the dense stack, handed to a backbone.
+
+`build_model(model_config, data_spec)` returns a functional Keras model with inputs
+`uid`, `pid`, `domain` (int64, shape `(batch_size,)`) and outputs
+`{"logit": (batch_size,), "probability": (batch_size,)}`. The backbone only sees a
+`BackboneInputs`: its embeddings and a dense stack it calls as `inputs.deep(x)`, the
+same call whatever the adapter mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import ops
+
+from mlora_tf.config import ModelConfig
+from mlora_tf.layers.adapted_dnn import AdaptedDNN
+from mlora_tf.layers.core import GlobalBias, LinearLogit
+from mlora_tf.models.profiles import VariantProfile, get_profile
+from mlora_tf.models.registry import BackboneSpec, get_backbone
+
+FEATURES = ("uid", "pid", "domain")
+ADAPTER_MODES = {"none": "plain", "mlora": "mlora", "moe": "moe"}
+DENSE_STACK_NAME = "dense_stack"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """What the model needs to know about the data: vocabularies and domains."""
+
+    vocab_sizes: dict
+    n_domains: int
+
+    @classmethod
+    def from_dataset(cls, dataset) -> "DataSpec":
+        return cls(vocab_sizes=dict(dataset.vocab_sizes), n_domains=int(dataset.n_domains))
+
+
+class BackboneInputs:
+    """What a backbone builder receives.
+
+    Attributes:
+        ids: the raw integer inputs, name -> `(batch_size,)`.
+        embeddings: one `(batch_size, d)` tensor per feature, in `FEATURES` order.
+        domain: the domain ids `(batch_size,)`.
+        config: the `ModelConfig`.
+        profile: the `VariantProfile` (initializers) of this variant.
+    """
+
+    def __init__(self, ids, embeddings, config, profile, dense_stack, vocab_sizes, n_domains):
+        self.ids = ids
+        self.embeddings = embeddings
+        self.domain = ids["domain"]
+        self.config = config
+        self.profile = profile
+        self.n_domains = n_domains
+        self._dense_stack = dense_stack
+        self._vocab_sizes = vocab_sizes
+        self._flat = None
+
+    def flat(self):
+        """Concatenated embeddings `(batch_size, sum of dims)` (DeepCTR's DNN input)."""
+        if self._flat is None:
+            self._flat = keras.layers.Concatenate(axis=-1, name="flat_embeddings")(self.embeddings)
+        return self._flat
+
+    def stacked(self):
+        """Field-stacked embeddings `(batch_size, num_fields, d)`; all dims must agree."""
+        dims = {int(e.shape[-1]) for e in self.embeddings}
+        if len(dims) != 1:
+            raise ValueError(f"This backbone needs equal embedding sizes. Received: {sorted(dims)}")
+        return ops.stack(self.embeddings, axis=1)
+
+    def deep(self, x):
+        """Apply the dense stack (plain or adapted; the backbone cannot tell)."""
+        return self._dense_stack([x, self.domain])
+
+    def linear_logit(self):
+        """The wide part: per-id scalar weights summed over features, `(batch_size, 1)`."""
+        layer = LinearLogit(
+            [self._vocab_sizes[f] for f in FEATURES], l2=self.config.l2_reg_linear, name="linear_logit"
+        )
+        return layer([self.ids[f] for f in FEATURES])
+
+    def logit_head(self, x, name="logit_head", use_bias=False):
+        """`Dense(1)` without bias (DeepCTR's logit heads), `(batch_size, 1)`."""
+        return keras.layers.Dense(
+            1, use_bias=use_bias, kernel_initializer=keras.initializers.get(self.profile.head), name=name
+        )(x)
+
+
+def resolve(config: ModelConfig) -> tuple[BackboneSpec, VariantProfile, str, float]:
+    """The backbone spec, profile, dense-stack mode and lora_reduce of a config."""
+    if config.adapter not in ADAPTER_MODES:
+        raise ValueError(
+            f"Unknown adapter {config.adapter!r}. Valid adapters: {', '.join(ADAPTER_MODES)}"
+        )
+    spec = get_backbone(config.name)
+    mode = ADAPTER_MODES[config.adapter]
+    if mode == "moe" and not spec.supports_moe:
+        raise ValueError(f"MoE-MLoRA is not defined for backbone {config.name!r} (the paper's eight only).")
+    profile_name = {"plain": spec.base_profile, "mlora": spec.adapted_profile, "moe": "moe_fork"}[mode]
+    lora_reduce = config.lora_reduce if config.lora_reduce is not None else spec.default_lora_reduce
+    return spec, get_profile(profile_name), mode, lora_reduce
+
+
+def make_dense_stack(config: ModelConfig, profile: VariantProfile, mode: str, lora_reduce, n_domains) -> AdaptedDNN:
+    """The dense-stack factory every backbone receives its `AdaptedDNN` from."""
+    n_slots = n_domains * (config.experts_per_domain if mode == "moe" else 1)
+    return AdaptedDNN(
+        hidden_units=config.hidden_units,
+        mode=mode,
+        n_domains=n_domains if mode != "plain" else None,
+        lora_reduce=lora_reduce if mode != "plain" else None,
+        lora_rank=config.lora_rank if config.lora_rank and config.lora_rank >= 1 else None,
+        experts_per_domain=config.experts_per_domain,
+        dropout=config.dropout,
+        kernel_initializer=profile.dense_kernel,
+        adapter_a_initializer=profile.adapter_initializer(n_slots) if mode != "plain" else None,
+        name=DENSE_STACK_NAME,
+    )
+
+
+def build_model(config: ModelConfig, data: DataSpec) -> keras.Model:
+    """Build the Keras model for `config` on data described by `data`.
+
+    Returns:
+        A functional `keras.Model` with inputs `uid`, `pid`, `domain` and outputs
+        `{"logit", "probability"}`, both `(batch_size,)`.
+    """
+    spec, profile, mode, lora_reduce = resolve(config)
+    missing = [f for f in FEATURES if f not in data.vocab_sizes]
+    if missing:
+        raise ValueError(f"DataSpec.vocab_sizes lacks {missing}. Received: {sorted(data.vocab_sizes)}")
+    ids = {f: keras.Input(shape=(), dtype="int64", name=f) for f in FEATURES}
+    dims = {"uid": config.user_dim, "pid": config.item_dim, "domain": config.domain_dim}
+    table_names = {"uid": "user_emb", "pid": "item_emb", "domain": "domain_emb"}
+    l2 = keras.regularizers.L2(config.l2_reg_embedding) if profile.embedding_l2 and config.l2_reg_embedding else None
+    embeddings = []
+    for f in FEATURES:
+        init = profile.initializer("domain_embedding" if f == "domain" else "id_embedding")
+        layer = keras.layers.Embedding(
+            data.vocab_sizes[f], dims[f], embeddings_initializer=init, embeddings_regularizer=l2, name=table_names[f]
+        )
+        embeddings.append(layer(ids[f]))
+    dense_stack = make_dense_stack(config, profile, mode, lora_reduce, data.n_domains)
+    inputs = BackboneInputs(ids, embeddings, config, profile, dense_stack, data.vocab_sizes, data.n_domains)
+    logit = spec.build(inputs)
+    logit = GlobalBias(name="global_bias")(logit)
+    logit = keras.layers.Reshape((), name="logit")(logit)
+    probability = keras.layers.Activation("sigmoid", name="probability")(logit)
+    return keras.Model(
+        inputs=ids, outputs={"logit": logit, "probability": probability}, name=f"{config.name}_{config.adapter}"
+    )
+
+
+def dense_stack_of(model: keras.Model) -> AdaptedDNN:
+    return model.get_layer(DENSE_STACK_NAME)
+
+
+def variable_groups(model: keras.Model) -> dict:
+    """The model's trainable variables by group: `backbone`, `adapter`, `gate`.
+
+    Layers that expose `variable_groups()` (the dense stack) sort their own; every
+    other trainable variable is `backbone`. Call it before freezing anything.
+    """
+    groups = {"backbone": [], "adapter": [], "gate": []}
+    claimed = set()
+    for layer in model.layers:
+        if hasattr(layer, "variable_groups"):
+            for group, variables in layer.variable_groups().items():
+                groups[group].extend(variables)
+                claimed.update(id(v) for v in variables)
+    for v in model.trainable_variables:
+        if id(v) not in claimed:
+            groups["backbone"].append(v)
+    return groups
+
+
+def count_params(variables) -> int:
+    return int(sum(int(ops.size(v)) for v in variables))

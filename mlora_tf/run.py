@@ -1,0 +1,133 @@
+"""One training run from a `RunConfig` to a result record: what `mlora-train` and the
+experiment drivers call."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import keras
+from absl import logging
+
+from mlora_tf import __version__
+from mlora_tf.config import RunConfig
+from mlora_tf.data.registry import load_dataset
+from mlora_tf.io import atomic_write_json
+from mlora_tf.models import DataSpec, build_model, dense_stack_of
+from mlora_tf.training import Trainer, schedule_phases
+
+RESULT_FILE = "result.json"
+MODEL_FILE = "model.keras"
+
+
+def load_run_dataset(config: RunConfig):
+    d = config.data
+    return load_dataset(
+        d.dataset,
+        data_dir=d.data_dir,
+        domain_split=d.domain_split,
+        cache_dir=d.cache_dir,
+        seed=d.split_seed,
+        **d.options,
+    )
+
+
+def train_run(config: RunConfig, output_dir: str | None = None, tensorboard: bool = False, dataset=None) -> dict:
+    """Load the data, build the model, train it per the schedule, score the test split.
+
+    Writes `result.json` (atomically) and `model.keras` into `output_dir` when given.
+
+    Returns:
+        The result record (see README, "Output files").
+    """
+    start = time.time()
+    if dataset is None:
+        dataset = load_run_dataset(config)
+    logging.info("Dataset %s\n%s", dataset.name, dataset.summary())
+    keras.utils.set_random_seed(config.train.seed)
+    model = build_model(config.model, DataSpec.from_dataset(dataset))
+    stack = dense_stack_of(model)
+    logging.info(
+        "Model %s, adapter %s, dense stack %s, ranks %s", config.model.name, config.model.adapter,
+        stack.hidden_units, stack.ranks,
+    )
+    tb_dir = os.path.join(output_dir, "tensorboard") if (tensorboard and output_dir) else None
+    trainer = Trainer(model, dataset, config.train, tensorboard_dir=tb_dir)
+    phases = schedule_phases(config.train.schedule, config.model.adapter)
+    phase_results = trainer.fit(phases)
+    val = trainer.evaluate("val")
+    test = trainer.evaluate("test")
+    params = trainer.param_counts()
+    record = {
+        "wauc": test["wauc"],
+        "mean_auc": test["mean_auc"],
+        "wauc500": test["wauc500"],
+        "mean_auc500": test["mean_auc500"],
+        "domain_auc": test["domain_auc"],
+        "domain_auc500": test["domain_auc500"],
+        "domain_logloss": test["domain_logloss"],
+        "domain_test_size": test["domain_size"],
+        "logloss": test["logloss"],
+        "val": {k: val[k] for k in ("wauc", "mean_auc", "mean_auc500", "domain_auc", "logloss")},
+        "params_backbone": params["backbone"],
+        "params_adapter": params["adapter"],
+        "params_gate": params["gate"],
+        "epochs": sum(p.epochs for p in phase_results),
+        "phases": [
+            {
+                "name": p.name, "epochs": p.epochs, "best_epoch": p.best_epoch,
+                "best_val_metric": p.best_val_metric, "seconds": p.seconds, "history": p.history,
+            }
+            for p in phase_results
+        ],
+        "train_examples_per_second": (
+            sum(p.train_examples for p in phase_results)
+            / max(sum(h["train_seconds"] for p in phase_results for h in p.history), 1e-9)
+        ),
+        "seconds": time.time() - start,
+        "config": config.to_dict(),
+        "dataset": {"name": dataset.name, "domains": list(dataset.domain_names), "sizes": dataset.sizes()},
+        "command": sys.argv,
+        "version": __version__,
+    }
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        tmp_model = os.path.join(output_dir, "model.tmp.keras")
+        model.save(tmp_model)
+        os.replace(tmp_model, os.path.join(output_dir, MODEL_FILE))
+        atomic_write_json(os.path.join(output_dir, RESULT_FILE), record)
+        logging.info("Wrote %s", os.path.join(output_dir, RESULT_FILE))
+    return record
+
+
+def format_domain_table(records: dict, domain_names=None) -> str:
+    """A per-domain AUC table for one or more named results (`{label: record}`).
+
+    With two records the last column is the difference (second minus first).
+    """
+    labels = list(records)
+    first = records[labels[0]]
+    domains = list(domain_names or first["domain_auc"].keys())
+    show_delta = len(labels) == 2
+    header = f"{'domain':<14}{'test rows':>10}" + "".join(f"{label:>12}" for label in labels)
+    header += f"{'delta':>10}" if show_delta else ""
+    lines = [header, "-" * len(header)]
+
+    def fmt(v):
+        return f"{v:12.4f}" if v is not None else f"{'undefined':>12}"
+
+    for d in domains:
+        values = [records[label]["domain_auc"].get(str(d)) for label in labels]
+        line = f"{str(d):<14}{first['domain_test_size'][str(d)]:>10}" + "".join(fmt(v) for v in values)
+        if show_delta:
+            line += f"{values[1] - values[0]:+10.4f}" if None not in values else f"{'':>10}"
+        lines.append(line)
+    lines.append("-" * len(header))
+    for key, title in (("wauc", "WAUC"), ("mean_auc", "mean AUC"), ("logloss", "logloss")):
+        values = [records[label][key] for label in labels]
+        line = f"{title:<14}{'':>10}" + "".join(fmt(v) for v in values)
+        if show_delta:
+            line += f"{values[1] - values[0]:+10.4f}"
+        lines.append(line)
+    return "\n".join(lines)

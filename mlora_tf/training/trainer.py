@@ -1,0 +1,270 @@
+"""The trainer: the original's loop (original-model-zoo.md §5.3–§5.5) with a fast step.
+
+Per epoch every domain's training data is visited in a fresh (seeded) random domain
+order, one domain-homogeneous pass at a time; then each domain's validation split is
+scored; early stopping watches the plain mean of the domain AUCs (strict improvement,
+patience); after a non-improving epoch the best weights come back while the optimizer
+keeps its state; the test split is scored with the best weights.
+
+Speed: a whole pass over one domain is one `tf.function` call: the shuffle, the batch
+slicing and every step run inside one graph loop over in-memory tensors, so no Python
+runs per batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from mlora_tf.config import TrainConfig
+from mlora_tf.models.builder import FEATURES, count_params, dense_stack_of, variable_groups
+from mlora_tf.training.metrics import AUC_FUNCTIONS, domain_metrics, plain_mean
+from mlora_tf.training.phases import GROUPS, Phase
+
+_ID_SPEC = tf.TensorSpec([None], tf.int64)
+_LABEL_SPEC = tf.TensorSpec([None], tf.float32)
+
+
+@dataclasses.dataclass
+class PhaseResult:
+    """What one phase did: its epochs and its best validation metrics."""
+
+    name: str
+    epochs: int
+    best_epoch: int
+    best_val_metric: float
+    history: list
+    seconds: float
+    train_examples: int
+
+
+class Trainer:
+    """Trains a model built by `mlora_tf.models.build_model` on a `MultiDomainDataset`.
+
+    Args:
+        model: the Keras model (outputs `logit` and `probability`).
+        dataset: a `MultiDomainDataset` (canonical splits in memory).
+        config: `TrainConfig`.
+        tensorboard_dir: optional folder for TensorBoard scalars.
+    """
+
+    def __init__(self, model: keras.Model, dataset, config: TrainConfig, tensorboard_dir: str | None = None):
+        self.model = model
+        self.dataset = dataset
+        self.config = config
+        if config.early_stop_metric not in AUC_FUNCTIONS:
+            raise ValueError(
+                f"`early_stop_metric` must be one of {sorted(AUC_FUNCTIONS)}. "
+                f"Received: early_stop_metric={config.early_stop_metric!r}"
+            )
+        if config.batch_size < 1:
+            raise ValueError(f"`batch_size` must be positive. Received: batch_size={config.batch_size}")
+        self.groups = variable_groups(model)
+        self.rng = np.random.default_rng(config.seed)
+        self.writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
+        self._tensors = {}
+        self._epoch_counter = 0
+
+    # ----------------------------------------------------------------- data
+    def _domain_tensors(self, split: str, domain: int | None):
+        """In-memory tensors of one domain (or all rows when `domain` is None)."""
+        key = (split, domain)
+        if key not in self._tensors:
+            rows = self.dataset.splits[split] if domain is None else self.dataset.domain_slice(split, domain)
+            self._tensors[key] = tuple(
+                tf.constant(np.asarray(rows[f], dtype=np.int64)) for f in FEATURES
+            ) + (tf.constant(np.asarray(rows["label"], dtype=np.float32)),)
+        return self._tensors[key]
+
+    # --------------------------------------------------------------- phases
+    def param_counts(self) -> dict:
+        return {group: count_params(variables) for group, variables in self.groups.items()}
+
+    def _enter_phase(self, phase: Phase):
+        """Freeze/unfreeze groups, set the mixture source, make a fresh optimizer."""
+        for group in GROUPS:
+            for v in self.groups[group]:
+                v.trainable = group in phase.train_groups
+        dense_stack_of(self.model).set_mixture(phase.mixture, phase.expert_index)
+        self.train_variables = [v for g in phase.train_groups for v in self.groups[g]]
+        if not self.train_variables:
+            raise ValueError(f"Phase {phase.name!r} has no variables to train (groups {phase.train_groups}).")
+        self.optimizer = keras.optimizers.Adam(
+            learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon
+        )
+        self.optimizer.build(self.train_variables)
+        self._train_pass = self._make_train_pass()
+        self._predict = self._make_predict()
+
+    def _make_train_pass(self):
+        model, optimizer, variables = self.model, self.optimizer, self.train_variables
+        batch_size = self.config.batch_size
+
+        def step(uid, pid, domain, label):
+            with tf.GradientTape() as tape:
+                logit = model({"uid": uid, "pid": pid, "domain": domain}, training=True)["logit"]
+                loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit))
+                regularization = model.losses
+                total = loss + tf.add_n(regularization) if regularization else loss
+            gradients = tape.gradient(total, variables)
+            optimizer.apply(gradients, variables)
+            return loss
+
+        @tf.function(input_signature=[_ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC])
+        def train_pass(uid, pid, domain, label):
+            n = tf.shape(label)[0]
+            order = tf.random.shuffle(tf.range(n))
+            steps = (n + batch_size - 1) // batch_size
+            loss_sum = tf.constant(0.0)
+            for i in tf.range(steps):
+                rows = order[i * batch_size : tf.minimum((i + 1) * batch_size, n)]
+                loss_sum += step(
+                    tf.gather(uid, rows), tf.gather(pid, rows), tf.gather(domain, rows), tf.gather(label, rows)
+                )
+            return loss_sum, steps
+
+        return train_pass
+
+    def _make_predict(self):
+        model = self.model
+
+        @tf.function(input_signature=[_ID_SPEC, _ID_SPEC, _ID_SPEC])
+        def predict(uid, pid, domain):
+            return model({"uid": uid, "pid": pid, "domain": domain}, training=False)["probability"]
+
+        return predict
+
+    # ------------------------------------------------------------ evaluation
+    def predict_split(self, split: str):
+        """Per-domain `(labels, probabilities)` lists for `split`."""
+        if not hasattr(self, "_predict"):
+            self._predict = self._make_predict()
+        labels, probs = [], []
+        chunk = self.config.eval_batch_size
+        for d in range(self.dataset.n_domains):
+            uid, pid, domain, label = self._domain_tensors(split, d)
+            n = int(label.shape[0])
+            out = [
+                self._predict(uid[i : i + chunk], pid[i : i + chunk], domain[i : i + chunk]).numpy()
+                for i in range(0, n, chunk)
+            ]
+            probs.append(np.concatenate(out) if out else np.zeros((0,), np.float32))
+            labels.append(label.numpy())
+        return labels, probs
+
+    def evaluate(self, split: str) -> dict:
+        labels, probs = self.predict_split(split)
+        return domain_metrics(labels, probs, self.dataset.domain_names)
+
+    def _stop_metric(self, metrics: dict) -> float:
+        key = "domain_auc500" if self.config.early_stop_metric == "auc500" else "domain_auc"
+        values = [np.nan if v is None else v for v in metrics[key].values()]
+        return plain_mean(values)
+
+    # -------------------------------------------------------------- training
+    def _train_epoch(self, phase: Phase):
+        domains = list(phase.domains) if phase.domains is not None else list(range(self.dataset.n_domains))
+        if self.config.mixed_batches:
+            passes = [self._mixed_tensors(domains)]
+        else:
+            order = self.rng.permutation(domains)
+            passes = [self._domain_tensors("train", int(d)) for d in order]
+        loss_sum, steps, examples = 0.0, 0, 0
+        for uid, pid, domain, label in passes:
+            if int(label.shape[0]) == 0:
+                continue
+            s, k = self._train_pass(uid, pid, domain, label)
+            loss_sum += float(s)
+            steps += int(k)
+            examples += int(label.shape[0])
+        return loss_sum / max(steps, 1), examples
+
+    def _mixed_tensors(self, domains):
+        key = ("train-mixed", tuple(domains))
+        if key not in self._tensors:
+            parts = [self._domain_tensors("train", d) for d in domains]
+            self._tensors[key] = tuple(tf.concat([p[i] for p in parts], 0) for i in range(4))
+        return self._tensors[key]
+
+    def _snapshot(self):
+        return [v.numpy() for v in self.model.variables]
+
+    def _restore(self, snapshot):
+        for v, value in zip(self.model.variables, snapshot):
+            v.assign(value)
+
+    def run_phase(self, phase: Phase) -> PhaseResult:
+        """Train one phase with early stopping; leaves the best weights in the model."""
+        cfg = self.config
+        self._enter_phase(phase)
+        start = time.time()
+        best, best_epoch, best_weights, counter = None, 0, None, 0
+        history = []
+        if phase.baseline_first:
+            best = self._stop_metric(self.evaluate("val"))
+            best_weights = self._snapshot()
+            logging.info("[%s] baseline validation mean AUC %.5f", phase.name, best)
+        examples_total = 0
+        epochs = 0
+        for epoch in range(1, cfg.max_epochs + 1):
+            epochs = epoch
+            t0 = time.time()
+            loss, examples = self._train_epoch(phase)
+            train_seconds = time.time() - t0
+            examples_total += examples
+            val = self.evaluate("val")
+            metric = self._stop_metric(val)
+            improved = best is None or metric > best
+            if improved:
+                best, best_epoch, best_weights, counter = metric, epoch, self._snapshot(), 0
+            else:
+                counter += 1
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": loss,
+                    "val_metric": metric,
+                    "val_wauc": val["wauc"],
+                    "val_domain_auc": val["domain_auc"],
+                    "train_seconds": train_seconds,
+                    "examples_per_second": examples / max(train_seconds, 1e-9),
+                }
+            )
+            logging.info(
+                "[%s] epoch %d  loss %.5f  val mean %s %.5f  (best %.5f @ %d, patience %d/%d)  %.1fs  %.0f ex/s",
+                phase.name, epoch, loss, cfg.early_stop_metric, metric, best, best_epoch, counter,
+                cfg.patience, train_seconds, examples / max(train_seconds, 1e-9),
+            )
+            self._write_summaries(phase, loss, val, metric)
+            if counter >= cfg.patience:
+                logging.info("[%s] early stop after epoch %d", phase.name, epoch)
+                break
+            if not improved and cfg.restore_best_each_epoch:
+                # The original reloads the best checkpoint after every non-improving
+                # epoch and keeps Adam's state (original-model-zoo.md §5.3, §8 item 9).
+                self._restore(best_weights)
+        if best_weights is not None:
+            self._restore(best_weights)
+        return PhaseResult(phase.name, epochs, best_epoch, float(best), history, time.time() - start, examples_total)
+
+    def _write_summaries(self, phase, loss, val, metric):
+        if self.writer is None:
+            return
+        self._epoch_counter += 1
+        with self.writer.as_default(step=self._epoch_counter):
+            tf.summary.scalar(f"{phase.name}/train_loss", loss)
+            tf.summary.scalar(f"{phase.name}/val_mean_auc", metric)
+            tf.summary.scalar(f"{phase.name}/val_wauc", val["wauc"])
+            for name, auc in val["domain_auc"].items():
+                if auc is not None:
+                    tf.summary.scalar(f"{phase.name}/val_auc/{name}", auc)
+        self.writer.flush()
+
+    def fit(self, phases: list[Phase]) -> list[PhaseResult]:
+        """Run `phases` in order."""
+        return [self.run_phase(phase) for phase in phases]

@@ -1,0 +1,28 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="mlora_tf",
+    version="0.1.0",
+    description="MLoRA and MoE-MLoRA multi-domain CTR models in TensorFlow 2 / Keras 3",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["mlora_tf", "mlora_tf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "numpy",
+        "pandas",
+        "scikit-learn",
+        "absl-py",
+    ],
+    extras_require={
+        "dev": ["pytest"],
+        "plots": ["matplotlib"],
+    },
+    entry_points={
+        "console_scripts": [
+            "mlora-train=mlora_tf.cli.train:run",
+        ],
+    },
+)
