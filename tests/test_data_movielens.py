@@ -323,6 +323,9 @@ def test_blank_lines_are_skipped_but_counted_in_line_numbers(tmp_path):
     replace_line(str(path), 20, "1::2::9::3")
     with pytest.raises(ValueError, match=r"line 20 .*Received: '9'"):
         load_dataset("ml-1m", data_dir=tmp_path, cache_dir=False)
+    # The line-by-line locator, scanning from the top, skips the same lines.
+    error = movielens._scan_for_error(str(path), movielens.ML1M_RATINGS)
+    assert "Malformed line 20 " in str(error)
 
 
 @pytest.mark.parametrize("variant, filename", [("ml-1m", "ratings.dat"), ("ml-1m", "users.dat"),
@@ -338,7 +341,8 @@ def test_empty_file_is_named(tmp_path, variant, filename):
 def test_duplicate_user_is_an_error(tmp_path):
     write_ml1m(tmp_path)
     replace_line(str(tmp_path / "users.dat"), 9, "3::F::25::1::12345")
-    with pytest.raises(ValueError, match=r"UserID 3 appears on more than one line \(lines \[3, 9\]\)"):
+    expected = r"UserID 3 appears on more than one line \(lines \[3, 9\]\)"
+    with pytest.raises(ValueError, match=expected):
         load_dataset("ml-1m", data_dir=tmp_path, cache_dir=False)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from mlora_tf.data import InteractionTable, MultiDomainDataset, cache, split
+from mlora_tf.data import InteractionTable, MultiDomainDataset, cache
 from mlora_tf.data.split import split_by_domain, split_indices, split_sizes
 
 

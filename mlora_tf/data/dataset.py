@@ -87,7 +87,7 @@ def _validate_columns(
     return out
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # Arrays make field-wise == ambiguous.
 class InteractionTable:
     """The canonical, unsplit interaction table a loader produces.
 
@@ -148,7 +148,7 @@ def _check_header(
         )
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # Arrays make field-wise == ambiguous.
 class MultiDomainDataset:
     """A multi-domain CTR dataset split into train / val / test.
 
@@ -168,9 +168,12 @@ class MultiDomainDataset:
 
     Example:
 
-    >>> ds = load_dataset("synthetic", n_rows=6000)
-    >>> ds.num_rows("train", domain=0)
-    >>> print(ds.summary())
+    ```python
+    ds = mlora_tf.data.load_dataset("synthetic", n_rows=6000)
+    ds.num_rows("train", domain=0)   # rows of domain 0 in train
+    ds.domain_slice("test", 1)       # {"uid", "pid", "domain", "label"} of domain 1
+    print(ds.summary())
+    ```
     """
 
     name: str

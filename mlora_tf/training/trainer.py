@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from tensorflow.core.framework import summary_pb2
 
 from mlora_tf.config import TrainConfig
 from mlora_tf.models.builder import FEATURES, count_params, dense_stack_of, variable_groups
@@ -256,13 +257,15 @@ class Trainer:
         if self.writer is None:
             return
         self._epoch_counter += 1
-        with self.writer.as_default(step=self._epoch_counter):
-            tf.summary.scalar(f"{phase.name}/train_loss", loss)
-            tf.summary.scalar(f"{phase.name}/val_mean_auc", metric)
-            tf.summary.scalar(f"{phase.name}/val_wauc", val["wauc"])
-            for name, auc in val["domain_auc"].items():
-                if auc is not None:
-                    tf.summary.scalar(f"{phase.name}/val_auc/{name}", auc)
+        scalars = {"train_loss": loss, "val_mean_auc": metric, "val_wauc": val["wauc"]}
+        scalars.update({f"val_auc/{n}": a for n, a in val["domain_auc"].items() if a is not None})
+        # Raw Summary protos: TensorBoard reads them, and TF writes them without the
+        # `tensorboard` package (which tf.summary.scalar needs).
+        summary = summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag=f"{phase.name}/{k}", simple_value=float(v)) for k, v in scalars.items()]
+        )
+        with self.writer.as_default():
+            tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=self._epoch_counter)
         self.writer.flush()
 
     def fit(self, phases: list[Phase]) -> list[PhaseResult]:

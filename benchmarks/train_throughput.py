@@ -1,0 +1,276 @@
+"""Training throughput of `mlora_tf` on ML-1M-sized synthetic data (`make bench`).
+
+Measures examples/second of a full training epoch (every domain once, one domain at a
+time, batch 1024), after one warm-up epoch that includes tracing; reports the median of
+`--epochs` timed epochs. Paths measured:
+
+* `trainer`: our `Trainer` (one `tf.function` pass per domain over in-memory tensors),
+  for every `--models` x `--adapters` combination;
+* `keras-fit`: WDL+MLoRA trained with plain Keras `compile` + `fit(epochs=1)` per
+  domain on an in-memory `tf.data` pipeline (shuffle, batch 1024, prefetch): what a
+  default Keras loop gives;
+* `csv-pipeline`: WDL+MLoRA fed like the original code: one CSV file per domain, read
+  with `tf.data.experimental.make_csv_dataset`, and `fit(epochs=1)` one domain at a
+  time. Ratios in the table are relative to this path.
+
+The data comes from `benchmarks/common.py`, shared with `peer_deepctr.py`, so the
+DeepCTR figure is measured on the very same rows. Prints a table; no assertions.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+import common  # noqa: E402
+from mlora_tf.config import ModelConfig, TrainConfig  # noqa: E402
+from mlora_tf.data.dataset import MultiDomainDataset  # noqa: E402
+from mlora_tf.models import DataSpec, build_model  # noqa: E402
+from mlora_tf.training import Trainer, schedule_phases  # noqa: E402
+
+MODELS = ("mlp", "wdl")
+ADAPTERS = ("none", "mlora")
+LABELS = {"mlp": "MLP", "wdl": "WDL", "none": "Base", "mlora": "MLoRA"}
+# The Keras-loop paths train this model (the original's WDL+MLoRA).
+KERAS_MODEL, KERAS_ADAPTER = "wdl", "mlora"
+
+flags.DEFINE_list("models", list(MODELS), f"Backbones for the trainer path ({', '.join(MODELS)}).")
+flags.DEFINE_list("adapters", list(ADAPTERS), f"Adapters for the trainer path ({', '.join(ADAPTERS)}).")
+flags.DEFINE_integer("epochs", 3, "Timed epochs per configuration (after one warm-up epoch); the median is reported.")
+flags.DEFINE_integer("rows", common.DEFAULT_ROWS, "Training rows over all domains.")
+flags.DEFINE_integer("domains", common.DEFAULT_DOMAINS, "Number of domains (sizes follow ML-1M occupations).")
+flags.DEFINE_integer("batch_size", 1024, "Training batch size (every path).")
+flags.DEFINE_integer("seed", common.DEFAULT_SEED, "Seed of the data and of the models.")
+flags.DEFINE_enum("strategy", "default", ["default"], "tf.distribute strategy the models are built under.")
+flags.DEFINE_string("json_out", None, "Also write the figures as JSON to this path.")
+flags.DEFINE_boolean("skip_csv", False, "Skip the csv-pipeline path.")
+flags.DEFINE_boolean("skip_keras_fit", False, "Skip the keras-fit path.")
+FLAGS = flags.FLAGS
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The distribution strategy for `--strategy` (only `default` for now)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"Unknown strategy {name!r}. Valid: default")
+
+
+def to_dataset(data: dict) -> MultiDomainDataset:
+    return MultiDomainDataset(
+        name="bench-synthetic",
+        n_domains=data["n_domains"],
+        vocab_sizes=data["vocab_sizes"],
+        domain_names=data["domain_names"],
+        splits=data["splits"],
+        info={"source": "benchmarks/common.py", "rows": FLAGS.rows, "seed": FLAGS.seed},
+    )
+
+
+def new_model(name: str, adapter: str, spec: DataSpec, strategy) -> keras.Model:
+    keras.utils.set_random_seed(FLAGS.seed)
+    with strategy.scope():
+        return build_model(ModelConfig(name=name, adapter=adapter), spec)
+
+
+# ------------------------------------------------------------------ our trainer
+def bench_trainer(name, adapter, dataset, spec, strategy) -> dict:
+    model = new_model(name, adapter, spec, strategy)
+    trainer = Trainer(model, dataset, TrainConfig(batch_size=FLAGS.batch_size, seed=FLAGS.seed))
+    phase = schedule_phases("joint", adapter)[0]
+    with strategy.scope():
+        trainer._enter_phase(phase)
+    train_epoch = getattr(trainer, "train_epoch", None) or trainer._train_epoch
+
+    def run_epoch():
+        _, examples = train_epoch(phase)
+        return examples
+
+    return common.time_epochs(run_epoch, FLAGS.epochs)
+
+
+# ------------------------------------------------------------ Keras fit paths
+def compile_keras(model: keras.Model) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=1e-3, epsilon=1e-8),
+        loss={"probability": "binary_crossentropy"},
+    )
+    return model
+
+
+def fit_epochs(model, per_domain_datasets, sizes) -> dict:
+    """Time `fit(epochs=1)` over every domain in a fresh random order per epoch."""
+    rng = np.random.default_rng(FLAGS.seed)
+
+    def run_epoch():
+        examples = 0
+        for d in rng.permutation(len(per_domain_datasets)):
+            if sizes[d] == 0:
+                continue
+            model.fit(per_domain_datasets[d], epochs=1, verbose=0)
+            examples += int(sizes[d])
+        return examples
+
+    return common.time_epochs(run_epoch, FLAGS.epochs)
+
+
+def bench_keras_fit(data, spec, strategy) -> dict:
+    model = new_model(KERAS_MODEL, KERAS_ADAPTER, spec, strategy)
+    with strategy.scope():
+        compile_keras(model)
+    per_domain = common.domain_rows(data["splits"]["train"], data["n_domains"])
+    datasets = []
+    for rows in per_domain:
+        n = len(rows["label"])
+        features = {f: rows[f] for f in common.FEATURES}
+        ds = tf.data.Dataset.from_tensor_slices((features, {"probability": rows["label"]}))
+        ds = ds.shuffle(max(n, 1), seed=FLAGS.seed, reshuffle_each_iteration=True)
+        datasets.append(ds.batch(FLAGS.batch_size).prefetch(tf.data.AUTOTUNE))
+    result = fit_epochs(model, datasets, [len(r["label"]) for r in per_domain])
+    result["jit_compile"] = bool(model.jit_compile)
+    return result
+
+
+def write_domain_csvs(data, folder) -> list[str]:
+    paths = []
+    for d, rows in enumerate(common.domain_rows(data["splits"]["train"], data["n_domains"])):
+        path = os.path.join(folder, f"train_domain_{d:02d}.csv")
+        table = np.stack([rows["uid"], rows["pid"], rows["domain"], rows["label"].astype(np.int64)], axis=1)
+        np.savetxt(path, table, fmt="%d", delimiter=",", header="uid,pid,domain,label", comments="")
+        paths.append(path)
+    return paths
+
+
+def _csv_features(features, label):
+    """The CSV columns as the model takes them: int64 `(batch,)` ids, float labels."""
+    ids = {f: tf.reshape(tf.cast(features[f], tf.int64), [-1]) for f in common.FEATURES}
+    return ids, {"probability": tf.reshape(tf.cast(label, tf.float32), [-1])}
+
+
+def bench_csv(data, spec, strategy) -> dict:
+    model = new_model(KERAS_MODEL, KERAS_ADAPTER, spec, strategy)
+    with strategy.scope():
+        compile_keras(model)
+    sizes = np.bincount(data["splits"]["train"]["domain"], minlength=data["n_domains"])
+    with tempfile.TemporaryDirectory(prefix="mlora_bench_csv_") as folder:
+        paths = write_domain_csvs(data, folder)
+        datasets = [
+            tf.data.experimental.make_csv_dataset(
+                path,
+                batch_size=FLAGS.batch_size,
+                label_name="label",
+                num_epochs=1,
+                shuffle=True,
+                shuffle_buffer_size=10000,
+                shuffle_seed=FLAGS.seed,
+                num_parallel_reads=8,
+            ).map(_csv_features)
+            for path in paths
+        ]
+        result = fit_epochs(model, datasets, sizes)
+    result["jit_compile"] = bool(model.jit_compile)
+    return result
+
+
+# ---------------------------------------------------------------------- main
+def format_table(results, header_lines) -> str:
+    csv_speed = next((r["examples_per_second"] for r in results if r["path"] == "csv-pipeline"), None)
+    rows = []
+    for r in results:
+        ratio = f"{r['examples_per_second'] / csv_speed:.2f}x" if csv_speed else "n/a"
+        r["ratio_to_csv"] = r["examples_per_second"] / csv_speed if csv_speed else None
+        epoch_s = sorted(r["epoch_seconds"])[len(r["epoch_seconds"]) // 2]
+        rows.append((r["configuration"], r["path"], f"{r['examples_per_second']:,.0f}", f"{epoch_s:.2f}",
+                     f"{r['warmup_seconds']:.1f}", ratio))
+    titles = ("configuration", "path", "ex/s", "epoch s", "warm-up s", "vs csv")
+    widths = [max(len(t), *(len(row[i]) for row in rows)) for i, t in enumerate(titles)]
+    align = ["<", "<", ">", ">", ">", ">"]
+
+    def line(cells):
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths))
+
+    out = list(header_lines)
+    out.append(line(titles))
+    out.append("  ".join("-" * w for w in widths))
+    out.extend(line(row) for row in rows)
+    return "\n".join(out)
+
+
+def main(argv):
+    del argv
+    for value, valid, what in ((FLAGS.models, MODELS, "--models"), (FLAGS.adapters, ADAPTERS, "--adapters")):
+        unknown = [v for v in value if v not in valid]
+        if unknown:
+            raise app.UsageError(f"{what}: unknown {unknown}. Valid: {', '.join(valid)}")
+    if FLAGS.epochs < 1:
+        raise app.UsageError("--epochs must be >= 1")
+    strategy = make_strategy(FLAGS.strategy)
+    load_before = common.machine_info().get("loadavg")
+
+    data = common.make_data(rows=FLAGS.rows, n_domains=FLAGS.domains, seed=FLAGS.seed)
+    dataset = to_dataset(data)
+    spec = DataSpec.from_dataset(dataset)
+    print(f"Data: {common.describe(data)}", flush=True)
+
+    results = []
+
+    def record(configuration, path, result):
+        result.update(configuration=configuration, path=path)
+        results.append(result)
+        print(f"  {configuration:<12} {path:<13} {result['examples_per_second']:>10,.0f} ex/s", flush=True)
+        gc.collect()
+
+    for name in FLAGS.models:
+        for adapter in FLAGS.adapters:
+            label = f"{LABELS[name]}-{LABELS[adapter]}"
+            record(label, "trainer", bench_trainer(name, adapter, dataset, spec, strategy))
+    keras_label = f"{LABELS[KERAS_MODEL]}-{LABELS[KERAS_ADAPTER]}"
+    if not FLAGS.skip_keras_fit:
+        record(keras_label, "keras-fit", bench_keras_fit(data, spec, strategy))
+    if not FLAGS.skip_csv:
+        record(keras_label, "csv-pipeline", bench_csv(data, spec, strategy))
+
+    info = common.machine_info()
+    header = [
+        "",
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, os.cpu_count()={info['cpu_count']}, "
+        f"strategy={FLAGS.strategy}",
+        f"{common.describe(data)}; batch {FLAGS.batch_size}; median of {FLAGS.epochs} epochs after 1 warm-up",
+        f"load average before/after: {load_before} / {info.get('loadavg')}",
+        "",
+    ]
+    print(format_table(results, header))
+    if FLAGS.json_out:
+        common.write_json(
+            FLAGS.json_out,
+            {
+                "benchmark": "train_throughput",
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "machine": info,
+                "loadavg_before": load_before,
+                "settings": {
+                    "rows": FLAGS.rows,
+                    "domains": FLAGS.domains,
+                    "batch_size": FLAGS.batch_size,
+                    "epochs": FLAGS.epochs,
+                    "seed": FLAGS.seed,
+                    "strategy": FLAGS.strategy,
+                },
+                "results": results,
+            },
+        )
+        print(f"\nWrote {FLAGS.json_out}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,111 @@
+import keras
+import numpy as np
+import pytest
+
+from mlora_tf.layers import AdaptedDNN
+
+
+def _stack(mode="mlora", **kwargs):
+    kwargs.setdefault("n_domains", 3)
+    stack = AdaptedDNN((16, 8), mode=mode, lora_reduce=4, dropout=0.5, **kwargs)
+    stack.build([(None, 6), (None,)])
+    rng = np.random.default_rng(0)
+    for group in ("adapter", "gate"):
+        for w in stack.variable_groups()[group]:
+            w.assign(rng.normal(size=w.shape).astype("float32"))
+    return stack
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_mixed_batch_equals_one_domain_at_a_time(fast_path):
+    stack = _stack()
+    stack.single_slot_fast_path = fast_path
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(9, 6)).astype("float32")
+    domain = np.array([0, 1, 2, 2, 1, 0, 0, 2, 1])
+    mixed = stack([x, domain]).numpy()
+    for d in range(3):
+        rows = domain == d
+        alone = stack([x[rows], domain[rows]]).numpy()
+        np.testing.assert_allclose(mixed[rows], alone, rtol=1e-5, atol=1e-6)
+    # the rows really differ by domain (the test would pass trivially otherwise)
+    other = stack([x, (domain + 1) % 3]).numpy()
+    assert np.abs(other - mixed).max() > 1e-3
+
+
+def test_plain_mode_is_deepctr_dnn_dropout_after_relu():
+    stack = AdaptedDNN((16, 8), mode="plain", dropout=0.5)
+    x = np.random.default_rng(2).normal(size=(64, 6)).astype("float32")
+    out = stack([x, np.zeros(64, "int64")], training=True).numpy()
+    # dropout after ReLU: outputs are ReLU outputs scaled by 2 or zeroed, never negative
+    assert (out >= 0).all() and (out == 0).mean() > 0.4
+    eval_out = stack([x, np.zeros(64, "int64")], training=False).numpy()
+    h = x
+    for layer in stack.dense_layers:
+        h = np.maximum(h @ layer.kernel.numpy() + layer.bias.numpy(), 0)
+    np.testing.assert_allclose(eval_out, h, rtol=1e-5, atol=1e-6)
+    assert stack.variable_groups()["adapter"] == []
+
+
+def test_mlora_dropout_only_on_shared_path():
+    stack = _stack()  # dropout 0.5
+    x = np.random.default_rng(3).normal(size=(1, 6)).astype("float32")
+    # With the shared kernels zeroed, dropout has nothing to act on: training == inference.
+    for layer in stack.dense_layers:
+        layer.kernel.assign(np.zeros(layer.kernel.shape, "float32"))
+        layer.bias.assign(np.zeros(layer.bias.shape, "float32"))
+    d = np.array([1])
+    np.testing.assert_allclose(stack([x, d], training=True).numpy(), stack([x, d], training=False).numpy(), rtol=1e-6)
+
+
+def test_mixture_sources():
+    stack = _stack(mode="moe", experts_per_domain=2)
+    x = np.random.default_rng(4).normal(size=(4, 6)).astype("float32")
+    d = np.array([0, 1, 2, 0])
+    gated = stack([x, d]).numpy()
+    stack.set_mixture("zeros")
+    backbone = stack([x, d]).numpy()
+    h = x
+    for layer in stack.dense_layers:
+        h = np.maximum(h @ layer.kernel.numpy() + layer.bias.numpy(), 0)
+    np.testing.assert_allclose(backbone, h, rtol=1e-5, atol=1e-6)
+    stack.set_mixture("expert", expert_index=3)
+    expert = stack([x, d]).numpy()
+    assert np.abs(expert - backbone).max() > 1e-3 and np.abs(expert - gated).max() > 1e-3
+    with pytest.raises(ValueError, match="expert_index"):
+        stack.set_mixture("expert", expert_index=6)
+    with pytest.raises(ValueError, match="source"):
+        stack.set_mixture("nope")
+
+
+def test_variable_groups_cover_each_variable_once():
+    stack = _stack(mode="moe")
+    groups = stack.variable_groups()
+    ids = [id(v) for vs in groups.values() for v in vs]
+    assert len(ids) == len(set(ids)) == len(stack.weights)
+    assert len(groups["gate"]) == 3 and len(groups["adapter"]) == 6 and len(groups["backbone"]) == 4
+
+
+def test_refusals():
+    with pytest.raises(ValueError, match="mode"):
+        AdaptedDNN(mode="lora")
+    with pytest.raises(ValueError, match="n_domains"):
+        AdaptedDNN(mode="mlora", lora_reduce=4)
+    with pytest.raises(ValueError, match="no adapters"):
+        AdaptedDNN(mode="plain").set_mixture("domain")
+
+
+def test_dense_stack_in_functional_model_saves_and_reloads(tmp_path):
+    stack = AdaptedDNN((16, 8), mode="mlora", n_domains=3, lora_reduce=4, name="stack")
+    x_in = keras.Input((6,))
+    d_in = keras.Input((), dtype="int64")
+    model = keras.Model([x_in, d_in], stack([x_in, d_in]))
+    rng = np.random.default_rng(5)
+    for w in model.get_layer("stack").variable_groups()["adapter"]:
+        w.assign(rng.normal(size=w.shape).astype("float32"))
+    x = rng.normal(size=(5, 6)).astype("float32")
+    d = np.array([0, 1, 2, 1, 0])
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)  # no custom_objects
+    np.testing.assert_allclose(reloaded.predict([x, d], verbose=0), model.predict([x, d], verbose=0), rtol=1e-6)
