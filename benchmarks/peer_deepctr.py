@@ -15,6 +15,7 @@ median of `--epochs` timed epochs after one warm-up epoch. Prints; no assertions
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import sys
 
@@ -56,6 +57,8 @@ def main(argv):
         print(f"warning: tf.keras is {keras_module}, not tf-keras; set TF_USE_LEGACY_KERAS=1", file=sys.stderr)
     import deepctr
 
+    tf_keras_version = importlib.metadata.version("tf-keras")
+
     load_before = common.machine_info().get("loadavg")
     data = common.make_data(rows=FLAGS.rows, n_domains=FLAGS.domains, seed=FLAGS.seed)
     print(f"Data: {common.describe(data)}", flush=True)
@@ -80,7 +83,7 @@ def main(argv):
     result.update(configuration="WDL (DeepCTR)", path="deepctr-fit")
     info = common.machine_info()
     print()
-    print(f"TensorFlow {tf.__version__}, tf.keras={keras_module.split('.')[0]} {tf.keras.__version__}, "
+    print(f"TensorFlow {tf.__version__}, tf.keras={keras_module.split('.')[0]} {tf_keras_version}, "
           f"DeepCTR {deepctr.__version__}, os.cpu_count()={info['cpu_count']}")
     print(f"{common.describe(data)}; batch {FLAGS.batch_size}; median of {FLAGS.epochs} epochs after 1 warm-up")
     print(f"load average before/after: {load_before} / {info.get('loadavg')}")
@@ -96,7 +99,8 @@ def main(argv):
             {
                 "benchmark": "peer_deepctr",
                 "tensorflow": tf.__version__,
-                "tf_keras": tf.keras.__version__,
+                "tf_keras": tf_keras_version,
+                "tf_keras_module": keras_module,
                 "deepctr": deepctr.__version__,
                 "machine": info,
                 "loadavg_before": load_before,

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import pathlib
 import zipfile
 
 import numpy as np
@@ -321,12 +322,12 @@ def test_damaged_cache_file_is_ignored_with_a_warning(tmp_path, caplog, damage):
     path = str(tmp_path / "toy.npz")
     cache.save_dataset(ds, path, key="k")
     if damage == "truncate":
-        data = open(path, "rb").read()
-        open(path, "wb").write(data[: len(data) - 100])
+        data = pathlib.Path(path).read_bytes()
+        pathlib.Path(path).write_bytes(data[: len(data) - 100])
     elif damage == "garbage":
-        open(path, "wb").write(b"not a zip file at all")
+        pathlib.Path(path).write_bytes(b"not a zip file at all")
     elif damage == "empty":
-        open(path, "wb").close()
+        pathlib.Path(path).write_bytes(b"")
     elif damage == "flip_array":
         def edit(arrays):
             arrays["train__label"] = 1.0 - arrays["train__label"]

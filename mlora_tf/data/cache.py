@@ -166,7 +166,8 @@ def load_cached(path: str, key: str) -> MultiDomainDataset | None:
     if not os.path.exists(path):
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        # Open the file ourselves so that it is closed even when numpy fails.
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
             meta = json.loads(str(npz[_META_KEY][()]))
             names = [f"{s}__{c}" for s in SPLITS for c in COLUMNS]
             arrays = {name: npz[name] for name in names}

@@ -106,6 +106,92 @@ class SlotGlorot(keras.initializers.Initializer):
         }
 
 
+@mlora_export("mlora_tf.layers.LowRankAdapter")
+class LowRankAdapter(keras.layers.Layer):
+    """`n_slots` low-rank adapters `(A_s, B_s, c_s)` mixed by a per-row weight `w`.
+
+        delta = sum_s w_s (x @ A_s @ B_s + c_s)
+              = ((x @ A) * repeat(w, r)) @ B + w @ c
+
+    with the slots fused: `A` is `(input_dim, n_slots * r)`, `B` is
+    `(n_slots * r, units)`, `c` is `(n_slots, units)`. Two dense matmuls, no per-example
+    gather, so a batch that mixes domains is exact. No scaling factor (MLoRA has none).
+    `B` and `c` start at zero, so the delta starts at zero.
+
+    Input shape:
+        `x` of shape `(batch_size, input_dim)`; `mixture` `(batch_size, n_slots)`.
+    Output shape:
+        `(batch_size, units)`.
+
+    Args:
+        units: int, output width.
+        n_slots: int, number of slots (domains for MLoRA, experts for MoE-MLoRA).
+        rank: int, rank of every slot.
+        a_initializer: initializer of the fused `A` (default `SlotGlorot(n_slots)`).
+    """
+
+    def __init__(self, units: int, n_slots: int, rank: int, a_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("units", units), ("n_slots", n_slots), ("rank", rank)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value}")
+        self.units = units
+        self.n_slots = n_slots
+        self.rank = rank
+        self.a_initializer = keras.initializers.get(
+            a_initializer if a_initializer is not None else SlotGlorot(n_slots)
+        )
+
+    def build(self, input_shape):
+        self.input_dim = int(input_shape[-1])
+        width = self.n_slots * self.rank
+        self.adapter_kernel_a = self.add_weight(
+            name="adapter_kernel_a", shape=(self.input_dim, width), initializer=_clone(self.a_initializer)
+        )
+        self.adapter_kernel_b = self.add_weight(name="adapter_kernel_b", shape=(width, self.units), initializer="zeros")
+        self.adapter_bias = self.add_weight(name="adapter_bias", shape=(self.n_slots, self.units), initializer="zeros")
+
+    def slot_weights(self, slot: int) -> dict:
+        """The values of slot `slot` as numpy arrays: `a (d_in, r)`, `b (r, units)`, `bias`."""
+        cols = slice(slot * self.rank, (slot + 1) * self.rank)
+        return {
+            "a": ops.convert_to_numpy(self.adapter_kernel_a)[:, cols],
+            "b": ops.convert_to_numpy(self.adapter_kernel_b)[cols, :],
+            "bias": ops.convert_to_numpy(self.adapter_bias)[slot],
+        }
+
+    def call(self, x, mixture=None, slot=None):
+        """`mixture`: per-row weights; or `slot`: a scalar, every row uses that slot
+        with weight one (one slot's arithmetic instead of all: the fast path for
+        domain-homogeneous batches, equal to `mixture = one_hot(slot)`)."""
+        if slot is not None:
+            r = self.rank
+            start = ops.cast(slot, "int32") * r
+            a = ops.slice(self.adapter_kernel_a, [0, start], [self.input_dim, r])
+            b = ops.slice(self.adapter_kernel_b, [start, 0], [r, self.units])
+            bias = ops.take(self.adapter_bias, ops.cast(slot, "int32"), axis=0)
+            return ops.matmul(ops.matmul(x, a), b) + bias
+        mixture = ops.cast(mixture, x.dtype)
+        low = ops.matmul(x, self.adapter_kernel_a)
+        low = low * (ops.repeat(mixture, self.rank, axis=1) if self.rank > 1 else mixture)
+        return ops.matmul(low, self.adapter_kernel_b) + ops.matmul(mixture, self.adapter_bias)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "n_slots": self.n_slots,
+                "rank": self.rank,
+                "a_initializer": keras.initializers.serialize(self.a_initializer),
+            }
+        )
+        return config
+
+
 @mlora_export("mlora_tf.layers.LoRADense")
 class LoRADense(keras.layers.Layer):
     """Dense layer with `n_slots` low-rank adapters mixed by a per-row weight.
@@ -115,17 +201,13 @@ class LoRADense(keras.layers.Layer):
         u = Dropout(x @ W + b)                         # shared path only
         h = activation(u + sum_s w_s (x @ A_s @ B_s + c_s))
 
-    computed with two dense matmuls over the fused adapters
-    (`A` is `(d_in, n_slots * r)`, `B` is `(n_slots * r, units)`):
-    `delta = ((x @ A) * repeat(w, r)) @ B + w @ c`. No per-example gather, so a batch
-    that mixes domains is exact. No scaling factor is applied (MLoRA has none).
-
+    The adapter term is a `LowRankAdapter` (two dense matmuls over the fused slots).
     Rank `r = max(floor(units / lora_reduce), 1)` unless `lora_rank >= 1` is given.
     At initialisation `B = 0` and `c = 0`, so the layer equals its shared path.
 
     Input shape:
         `[x, w]` with `x` of shape `(batch_size, input_dim)` and `w` of shape
-        `(batch_size, n_slots)`; `w = None` means "shared path only".
+        `(batch_size, n_slots)`; `x` alone means "shared path only".
     Output shape:
         `(batch_size, units)`.
 
@@ -191,22 +273,19 @@ class LoRADense(keras.layers.Layer):
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
-        if adapter_a_initializer is None:
-            adapter_a_initializer = SlotGlorot(n_slots)
-        self.adapter_a_initializer = keras.initializers.get(adapter_a_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.seed = seed
         self.dropout_layer = FastDropout(self.dropout, seed=seed) if self.dropout else None
+        self.adapter = LowRankAdapter(units, n_slots, self.rank, a_initializer=adapter_a_initializer, name="adapter")
+        self.adapter_a_initializer = self.adapter.a_initializer
 
     def build(self, input_shape):
-        x_shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and isinstance(
-            input_shape[0], (list, tuple)
-        ) else input_shape
-        input_dim = int(x_shape[-1])
-        self.input_dim = input_dim
+        nested = isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple))
+        x_shape = input_shape[0] if nested else input_shape
+        self.input_dim = int(x_shape[-1])
         self.kernel = self.add_weight(
             name="kernel",
-            shape=(input_dim, self.units),
+            shape=(self.input_dim, self.units),
             initializer=_clone(self.kernel_initializer),
             regularizer=self.kernel_regularizer,
         )
@@ -215,18 +294,12 @@ class LoRADense(keras.layers.Layer):
             if self.use_bias
             else None
         )
-        width = self.n_slots * self.rank
-        self.adapter_kernel_a = self.add_weight(
-            name="adapter_kernel_a",
-            shape=(input_dim, width),
-            initializer=_clone(self.adapter_a_initializer),
-        )
-        self.adapter_kernel_b = self.add_weight(
-            name="adapter_kernel_b", shape=(width, self.units), initializer="zeros"
-        )
-        self.adapter_bias = self.add_weight(
-            name="adapter_bias", shape=(self.n_slots, self.units), initializer="zeros"
-        )
+        self.adapter.build((None, self.input_dim))
+
+    # The adapter's variables, under the names Keras' LoRA users expect.
+    adapter_kernel_a = property(lambda self: self.adapter.adapter_kernel_a)
+    adapter_kernel_b = property(lambda self: self.adapter.adapter_kernel_b)
+    adapter_bias = property(lambda self: self.adapter.adapter_bias)
 
     @property
     def backbone_weights(self) -> list:
@@ -239,41 +312,15 @@ class LoRADense(keras.layers.Layer):
         return [self.adapter_kernel_a, self.adapter_kernel_b, self.adapter_bias]
 
     def slot_weights(self, slot: int) -> dict:
-        """The values of slot `slot` as numpy arrays: `a (d_in, r)`, `b (r, units)`, `bias`."""
-        r = self.rank
-        cols = slice(slot * r, (slot + 1) * r)
-        return {
-            "a": ops.convert_to_numpy(self.adapter_kernel_a)[:, cols],
-            "b": ops.convert_to_numpy(self.adapter_kernel_b)[cols, :],
-            "bias": ops.convert_to_numpy(self.adapter_bias)[slot],
-        }
+        return self.adapter.slot_weights(slot)
 
     def adapter_delta(self, x, mixture):
         """`((x @ A) * repeat(w, r)) @ B + w @ c`, shape `(batch_size, units)`."""
-        mixture = ops.cast(mixture, x.dtype)
-        low = ops.matmul(x, self.adapter_kernel_a)
-        if self.rank > 1:
-            low = low * ops.repeat(mixture, self.rank, axis=1)
-        else:
-            low = low * mixture
-        return ops.matmul(low, self.adapter_kernel_b) + ops.matmul(mixture, self.adapter_bias)
-
-    def single_slot_delta(self, x, slot):
-        """The delta when every row uses slot `slot` (a scalar) with weight one.
-
-        Equal to `adapter_delta(x, one_hot(slot))` for every row, at the cost of one
-        slot instead of all: the training fast path for domain-homogeneous batches.
-        """
-        r = self.rank
-        start = ops.cast(slot, "int32") * r
-        a = ops.slice(self.adapter_kernel_a, [0, start], [self.input_dim, r])
-        b = ops.slice(self.adapter_kernel_b, [start, 0], [r, self.units])
-        bias = ops.take(self.adapter_bias, ops.cast(slot, "int32"), axis=0)
-        return ops.matmul(ops.matmul(x, a), b) + bias
+        return self.adapter(x, mixture=mixture)
 
     def call(self, inputs, training=None, slot=None):
-        """Args: inputs `[x, w]` or `x`; `slot`: optional scalar, all rows use that slot
-        with weight one (then `w` is ignored)."""
+        """Args: inputs `[x, w]` or `x`; `slot`: optional scalar, every row uses that
+        slot with weight one (then `w` is ignored)."""
         if isinstance(inputs, (list, tuple)):
             x, mixture = inputs
         else:
@@ -283,10 +330,8 @@ class LoRADense(keras.layers.Layer):
             shared = shared + self.bias
         if self.dropout_layer is not None:
             shared = self.dropout_layer(shared, training=training)
-        if slot is not None:
-            shared = shared + self.single_slot_delta(x, slot)
-        elif mixture is not None:
-            shared = shared + self.adapter_delta(x, mixture)
+        if slot is not None or mixture is not None:
+            shared = shared + self.adapter(x, mixture=mixture, slot=slot)
         return self.activation(shared)
 
     def compute_output_shape(self, input_shape):
