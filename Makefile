@@ -24,14 +24,29 @@ demo: $(STAMP)
 	$(PY) experiments/demo.py
 
 bench: $(STAMP)
-	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/train_throughput.py $(BENCH_ARGS)
 
 # DeepCTR 0.9.4 on tf-keras, in its own venv (never a dependency of the package).
 PEER_VENV ?= .venv-peer
 bench-peer:
 	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
 	$(PEER_VENV)/bin/python -m pip install -q "deepctr==0.9.4" "tf-keras~=2.21.0" "tensorflow~=2.21.0" numpy
-	TF_USE_LEGACY_KERAS=1 $(PEER_VENV)/bin/python benchmarks/peer_deepctr.py
+	TF_USE_LEGACY_KERAS=1 $(PEER_VENV)/bin/python benchmarks/peer_deepctr.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(PEER_VENV) *.egg-info
+
+# Reproductions. DATASET=ml-1m|ml-100k|synthetic, DATA_DIR=raw MovieLens folder,
+# SEEDS=n repetitions, SPLIT=gender|age|occupation. Finished runs are skipped (resume).
+DATASET ?= ml-1m
+DATA_DIR ?= datasets
+SEEDS ?= 1
+SPLIT ?= gender
+REPRO_FLAGS = --dataset=$(DATASET) --data_dir=$(DATA_DIR) --seeds=$(SEEDS) --split=$(SPLIT)
+
+.PHONY: reproduce-table2 reproduce-table2-alpha
+reproduce-table2: $(STAMP)
+	$(PY) experiments/reproduce_table2.py $(REPRO_FLAGS)
+
+reproduce-table2-alpha: $(STAMP)
+	$(PY) experiments/reproduce_table2.py $(REPRO_FLAGS) --ablation=alpha

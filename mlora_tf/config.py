@@ -41,33 +41,37 @@ class ModelConfig:
         name: backbone name in the registry (`mlora-train --list_models`).
         adapter: `none` (Base), `mlora`, or `moe` (MoE-MLoRA).
         hidden_units: the dense stack's widths.
-        dropout: dropout rate of the dense stack.
+        dropout: dropout rate of the dense stack; None takes the backbone's original
+            value (0.5; STAR 0).
         lora_reduce: the paper's temperature alpha (rank = units // alpha); None takes the
             backbone's MovieLens value from the original configs.
         lora_rank: explicit rank when >= 1 (the original's `lora_r`, -1 = unused).
-        user_dim, item_dim, domain_dim: embedding sizes of the three fields.
+        user_dim, item_dim, domain_dim: embedding sizes of the three fields; None takes
+            the original MovieLens value (8; STAR 128).
         l2_reg_embedding: L2 factor over whole embedding tables (DeepCTR backbones).
         l2_reg_linear: L2 factor of the linear (wide) tables.
         experts_per_domain: MoE-MLoRA experts per domain.
         num_experts: the fork's total expert count (-1: unused; else it must be a
             multiple of the number of domains and sets `experts_per_domain`).
         as_shipped: reproduce the original's routing quirks (xDeepFM builds DeepFM).
+        auxiliary_net: STAR's auxiliary network (added to the last hidden layer).
     """
 
     name: str = "wdl"
     adapter: str = "mlora"
     hidden_units: tuple = (256, 128, 64)
-    dropout: float = 0.5
+    dropout: float | None = None
     lora_reduce: float | None = None
     lora_rank: int = -1
-    user_dim: int = 8
-    item_dim: int = 8
-    domain_dim: int = 8
+    user_dim: int | None = None
+    item_dim: int | None = None
+    domain_dim: int | None = None
     l2_reg_embedding: float = 1e-5
     l2_reg_linear: float = 1e-5
     experts_per_domain: int = 1
     num_experts: int = -1
     as_shipped: bool = False
+    auxiliary_net: bool = False
 
 
 @dataclasses.dataclass
@@ -139,6 +143,27 @@ def check_keys(values: dict, valid, where: str) -> None:
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"Unknown key {key!r} in {where}.{hint} Valid keys: {', '.join(sorted(valid))}")
+
+
+def parse_value(text: str):
+    """`"3"` -> 3, `"1.5"` -> 1.5, `"true"` -> True, anything else stays a string."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_options(items) -> dict:
+    """`["n_rows=3000", "shift=1.5"]` -> `{"n_rows": 3000, "shift": 1.5}`."""
+    options = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"Options are key=value items. Received: {item!r}")
+        key, value = item.split("=", 1)
+        options[key.strip()] = parse_value(value.strip())
+    return options
 
 
 def field_names(klass) -> list[str]:

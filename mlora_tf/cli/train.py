@@ -15,7 +15,7 @@ import sys
 
 from absl import app, flags, logging
 
-from mlora_tf.config import RunConfig
+from mlora_tf.config import RunConfig, parse_options
 from mlora_tf.original_config import read_original_config
 
 FLAGS = flags.FLAGS
@@ -36,9 +36,9 @@ flags.DEFINE_string("model", None, "Backbone (see --list_models). Default wdl.")
 flags.DEFINE_enum("adapter", None, ["none", "mlora", "moe"], "none = Base, mlora = MLoRA, moe = MoE-MLoRA.")
 flags.DEFINE_float("lora_reduce", None, "Temperature alpha: rank = max(units // alpha, 1). Default: the backbone's original value.")
 flags.DEFINE_integer("lora_rank", None, "Explicit adapter rank (overrides --lora_reduce when >= 1).")
-flags.DEFINE_float("dropout", None, "Dropout of the dense stack (default 0.5).")
+flags.DEFINE_float("dropout", None, "Dropout of the dense stack (default: the backbone's original value, 0.5; STAR 0).")
 flags.DEFINE_list("hidden_units", None, "Dense stack widths (default 256,128,64).")
-flags.DEFINE_integer("embedding_dim", None, "Embedding size of uid, pid and domain (default 8).")
+flags.DEFINE_integer("embedding_dim", None, "Embedding size of uid, pid and domain (default: original value, 8; STAR 128).")
 flags.DEFINE_integer("experts_per_domain", None, "MoE-MLoRA experts per domain (default 1).")
 flags.DEFINE_boolean("as_shipped", None, "Reproduce the original's routing quirks (e.g. xdeepfm builds DeepFM).")
 # training
@@ -65,15 +65,6 @@ _OVERRIDES = {
 }
 
 
-def _parse_value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
 def config_from_flags() -> RunConfig:
     """The RunConfig: defaults, then --config, then every flag given on the command line."""
     config = read_original_config(FLAGS.config) if FLAGS.config else RunConfig()
@@ -85,12 +76,7 @@ def config_from_flags() -> RunConfig:
         config.model.hidden_units = tuple(int(u) for u in FLAGS.hidden_units)
     if FLAGS.embedding_dim is not None:
         config.model.user_dim = config.model.item_dim = config.model.domain_dim = FLAGS.embedding_dim
-    if FLAGS.data_options:
-        for item in FLAGS.data_options:
-            if "=" not in item:
-                raise ValueError(f"--data_options wants key=value items. Received: {item!r}")
-            key, value = item.split("=", 1)
-            config.data.options[key.strip()] = _parse_value(value.strip())
+    config.data.options.update(parse_options(FLAGS.data_options))
     return config
 
 

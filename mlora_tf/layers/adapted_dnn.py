@@ -7,10 +7,12 @@ from keras import ops
 
 from mlora_tf.api import mlora_export
 from mlora_tf.layers.dropout import FastDropout
-from mlora_tf.layers.lora_dense import LoRADense, MoELoRADense
+from mlora_tf.layers.interactions.star_fcn import StarFCN
+from mlora_tf.layers.lora_dense import LoRADense, LowRankAdapter, MoELoRADense, SlotGlorot, adapter_rank
 from mlora_tf.layers.mixture import DomainSelector, GatingHead
 
 MODES = ("plain", "mlora", "moe")
+TOPOLOGIES = ("dense", "star")
 # Where the mixture weight `w` comes from (DESIGN.md, "One formulation for every adapter").
 MIXTURE_SOURCES = ("domain", "gate", "zeros", "expert")
 _DEFAULT_SOURCE = {"plain": "zeros", "mlora": "domain", "moe": "gate"}
@@ -28,6 +30,10 @@ class AdaptedDNN(keras.layers.Layer):
         the shared pre-activation only, as the original `Mlora`).
       * `"moe"`: one `MoELoRADense` per layer with `experts_per_domain * n_domains`
         expert slots, mixed by a `GatingHead`.
+
+    Topology `"star"` makes each layer's shared path a STAR `StarFCN` (shared kernel
+    times the row's domain kernel, shared plus domain bias) instead of a dense kernel;
+    the adapters, dropout placement and modes are the same.
 
     `mixture_source` says where the mixture weight comes from at call time: `"domain"`
     (one-hot of the row's domain), `"gate"` (the gating head), `"zeros"` (backbone
@@ -54,6 +60,8 @@ class AdaptedDNN(keras.layers.Layer):
             as DeepCTR's DNN).
         adapter_a_initializer: optional initializer of the fused adapter `A`.
         gate_embedding_dim: int, default 4, size of the gate's domain embedding.
+        topology: str, `"dense"` (default) or `"star"` (STAR's star-topology layers;
+            needs `n_domains`).
         seed: optional int seed of the dropout layers.
     """
 
@@ -70,16 +78,21 @@ class AdaptedDNN(keras.layers.Layer):
         kernel_initializer="glorot_normal",
         adapter_a_initializer=None,
         gate_embedding_dim: int = 4,
+        topology: str = "dense",
         seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
+        if topology not in TOPOLOGIES:
+            raise ValueError(f"`topology` must be one of {TOPOLOGIES}. Received: topology={topology!r}")
+        if topology == "star" and (not isinstance(n_domains, int) or n_domains < 1):
+            raise ValueError(f"topology 'star' needs `n_domains`. Received: n_domains={n_domains}")
         hidden_units = tuple(int(u) for u in hidden_units)
         if not hidden_units or min(hidden_units) < 1:
             raise ValueError(f"`hidden_units` must be positive integers. Received: hidden_units={hidden_units}")
-        if mode != "plain" and (not isinstance(n_domains, int) or n_domains < 1):
+        if mode != "plain" and topology == "dense" and (not isinstance(n_domains, int) or n_domains < 1):
             raise ValueError(f"`n_domains` is required in mode {mode!r}. Received: n_domains={n_domains}")
         if not isinstance(experts_per_domain, int) or experts_per_domain < 1:
             raise ValueError(
@@ -98,6 +111,7 @@ class AdaptedDNN(keras.layers.Layer):
             keras.initializers.get(adapter_a_initializer) if adapter_a_initializer is not None else None
         )
         self.gate_embedding_dim = gate_embedding_dim
+        self.topology = topology
         self.seed = seed
         self.mixture_source = _DEFAULT_SOURCE[mode]
         self.expert_index = None
@@ -105,44 +119,57 @@ class AdaptedDNN(keras.layers.Layer):
         # arithmetic; see `call`. Off: always the general mixture (for tests).
         self.single_slot_fast_path = True
 
-        self.dense_layers = []
+        self.dense_layers = []  # dense topology: Dense (plain) or LoRADense (adapted)
+        self.star_layers = []  # star topology: StarFCN shared paths ...
+        self.adapters = []  # ... and their LowRankAdapters (adapted modes)
         self.dropout_layers = []
         self.mixture_layer = None
         for i, units in enumerate(hidden_units):
-            common = dict(
-                kernel_initializer=keras.initializers.get(keras.initializers.serialize(self.kernel_initializer)),
-                name=f"{mode}_dense_{i}",
-            )
-            if mode == "plain":
-                self.dense_layers.append(keras.layers.Dense(units, activation=self.activation, **common))
+            name = f"{mode}_dense_{i}"
+            seed_i = None if seed is None else seed + i
+            if topology == "star":
+                self.star_layers.append(
+                    StarFCN(units, activation=None, kernel_initializer=_copy(self.kernel_initializer), name=f"star_fcn_{i}")
+                )
+                if mode != "plain":
+                    rank = adapter_rank(units, lora_reduce, lora_rank)
+                    self.adapters.append(
+                        LowRankAdapter(units, self.num_slots, rank, a_initializer=self._adapter_init(), name=f"adapter_{i}")
+                    )
                 if self.dropout:
-                    seed_i = None if seed is None else seed + i
+                    self.dropout_layers.append(FastDropout(self.dropout, seed=seed_i, name=f"dropout_{i}"))
+            elif mode == "plain":
+                self.dense_layers.append(
+                    keras.layers.Dense(units, activation=self.activation, kernel_initializer=_copy(self.kernel_initializer), name=name)
+                )
+                if self.dropout:
                     self.dropout_layers.append(FastDropout(self.dropout, seed=seed_i, name=f"dropout_{i}"))
             else:
-                adapter_init = (
-                    keras.initializers.get(keras.initializers.serialize(self.adapter_a_initializer))
-                    if self.adapter_a_initializer is not None
-                    else None
-                )
                 kwargs_i = dict(
                     lora_reduce=lora_reduce,
                     lora_rank=lora_rank,
                     activation=self.activation,
                     dropout=self.dropout,
-                    adapter_a_initializer=adapter_init,
-                    seed=None if seed is None else seed + i,
-                    **common,
+                    kernel_initializer=_copy(self.kernel_initializer),
+                    adapter_a_initializer=self._adapter_init(),
+                    seed=seed_i,
+                    name=name,
                 )
                 if mode == "mlora":
                     self.dense_layers.append(LoRADense(units, n_slots=n_domains, **kwargs_i))
                 else:
                     self.dense_layers.append(MoELoRADense(units, num_experts=self.num_slots, **kwargs_i))
-        if mode == "mlora":
+        if mode == "moe":
+            self.mixture_layer = GatingHead(n_domains, self.num_slots, embedding_dim=gate_embedding_dim, name="gating_head")
+        elif mode == "mlora" or topology == "star":
             self.mixture_layer = DomainSelector(n_domains, name="domain_selector")
-        elif mode == "moe":
-            self.mixture_layer = GatingHead(
-                n_domains, self.num_slots, embedding_dim=gate_embedding_dim, name="gating_head"
-            )
+
+    def _adapter_init(self):
+        if self.adapter_a_initializer is not None:
+            return _copy(self.adapter_a_initializer)
+        if self.mode == "moe":
+            return SlotGlorot(self.num_slots, fans="per_slot", distribution="uniform")
+        return SlotGlorot(self.num_slots)
 
     @property
     def num_slots(self) -> int:
@@ -153,6 +180,8 @@ class AdaptedDNN(keras.layers.Layer):
 
     @property
     def ranks(self) -> tuple:
+        if self.topology == "star":
+            return tuple(a.rank for a in self.adapters) or (0,) * len(self.hidden_units)
         return tuple(getattr(layer, "rank", 0) for layer in self.dense_layers)
 
     def set_mixture(self, source: str, expert_index: int | None = None) -> None:
@@ -178,9 +207,16 @@ class AdaptedDNN(keras.layers.Layer):
     def build(self, input_shape):
         x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
         width = int(x_shape[-1])
-        for layer in self.dense_layers:
-            layer.build((None, width) if self.mode == "plain" else [(None, width), (None, self.num_slots)])
-            width = layer.units
+        for i, units in enumerate(self.hidden_units):
+            if self.topology == "star":
+                self.star_layers[i].build([(None, width), (None, self.n_domains)])
+                if self.adapters:
+                    self.adapters[i].build((None, width))
+            elif self.mode == "plain":
+                self.dense_layers[i].build((None, width))
+            else:
+                self.dense_layers[i].build([(None, width), (None, self.num_slots)])
+            width = units
         if self.mixture_layer is not None:
             self.mixture_layer.build((None,))
 
@@ -201,40 +237,68 @@ class AdaptedDNN(keras.layers.Layer):
             x, domain = inputs
         else:
             x, domain = inputs, None
-        if self.mode == "plain":
-            for i, layer in enumerate(self.dense_layers):
-                x = layer(x)
-                if self.dropout_layers:
-                    x = self.dropout_layers[i](x, training=training)
-            return x
-        if domain is None:
-            raise ValueError(f"AdaptedDNN in mode {self.mode!r} needs inputs [x, domain].")
+        if domain is None and (self.mode != "plain" or self.topology == "star"):
+            raise ValueError(f"AdaptedDNN (mode {self.mode!r}, topology {self.topology!r}) needs inputs [x, domain].")
         source = self.mixture_source
-        if source == "zeros":
-            return self._run(x, training)
-        if source == "expert":
-            return self._run(x, training, slot=self.expert_index)
-        if source == "domain" and self.single_slot_fast_path:
-            # A batch whose rows share one domain uses that domain's slot alone (one
-            # slot's arithmetic instead of all); any other batch takes the general
-            # per-row mixture. Both are exact: a mixed batch is never routed by a row.
+        uses_domain = self.topology == "star" or source == "domain"
+        if uses_domain and self.single_slot_fast_path:
+            # A batch whose rows share one domain uses that domain's parameters alone
+            # (one slot's arithmetic instead of all); any other batch takes the
+            # general per-row path. Both are exact: a mixed batch is never routed by
+            # one of its rows.
             ids = ops.reshape(ops.cast(domain, "int32"), (-1,))
             uniform = ops.logical_and(ops.size(ids) > 0, ops.all(ops.equal(ids, ids[:1])))
             return ops.cond(
                 uniform,
-                lambda: self._run(x, training, slot=ids[0]),
-                lambda: self._run(x, training, mixture=self.mixture_layer(domain)),
+                lambda: self._run(x, domain, training, domain_slot=ids[0]),
+                lambda: self._run(x, domain, training),
             )
-        return self._run(x, training, mixture=self.mixture_layer(domain))
+        return self._run(x, domain, training)
 
-    def _run(self, x, training, mixture=None, slot=None):
-        for layer in self.dense_layers:
-            x = layer([x, mixture] if mixture is not None else x, training=training, slot=slot)
+    def _run(self, x, domain, training, domain_slot=None):
+        """The stack, with per-row weights, or with every row of domain `domain_slot`."""
+        source = self.mixture_source
+        mixture, slot = None, None
+        if source == "expert":
+            slot = self.expert_index
+        elif source == "domain":
+            slot = domain_slot
+            mixture = self.mixture_layer(domain) if domain_slot is None else None
+        elif source == "gate":
+            mixture = self.mixture_layer(domain)
+        if self.topology == "dense":
+            for i, layer in enumerate(self.dense_layers):
+                if self.mode == "plain":
+                    x = layer(x)
+                    if self.dropout_layers:
+                        x = self.dropout_layers[i](x, training=training)
+                else:
+                    x = layer([x, mixture] if mixture is not None else x, training=training, slot=slot)
+            return x
+        domain_one_hot = None if domain_slot is not None else (
+            mixture if source == "domain" else DomainSelector.one_hot(domain, self.n_domains)
+        )
+        for i, star in enumerate(self.star_layers):
+            pre = star([x, domain_one_hot], slot=domain_slot)
+            if self.mode == "plain":
+                x = self.activation(pre)
+                if self.dropout_layers:
+                    x = self.dropout_layers[i](x, training=training)
+                continue
+            if self.dropout_layers:
+                pre = self.dropout_layers[i](pre, training=training)
+            if slot is not None or mixture is not None:
+                pre = pre + self.adapters[i](x, mixture=mixture, slot=slot)
+            x = self.activation(pre)
         return x
 
     def variable_groups(self) -> dict:
         """Variables by training group: `backbone`, `adapter`, `gate`."""
         groups = {"backbone": [], "adapter": [], "gate": []}
+        for layer in self.star_layers:
+            groups["backbone"].extend(layer.weights)
+        for layer in self.adapters:
+            groups["adapter"].extend(layer.weights)
         for layer in self.dense_layers:
             if isinstance(layer, LoRADense):
                 groups["backbone"].extend(layer.backbone_weights)
@@ -268,7 +332,13 @@ class AdaptedDNN(keras.layers.Layer):
                     else None
                 ),
                 "gate_embedding_dim": self.gate_embedding_dim,
+                "topology": self.topology,
                 "seed": self.seed,
             }
         )
         return config
+
+
+def _copy(initializer):
+    """An independent copy of a (possibly seeded) initializer."""
+    return keras.initializers.get(keras.initializers.serialize(initializer))

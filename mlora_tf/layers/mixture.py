@@ -38,8 +38,13 @@ class DomainSelector(keras.layers.Layer):
             raise ValueError(f"`n_domains` must be a positive integer. Received: n_domains={n_domains}")
         self.n_domains = n_domains
 
+    @staticmethod
+    def one_hot(domain, n_domains: int, dtype="float32"):
+        """The one-hot `(batch_size, n_domains)` of integer ids (the layer's function)."""
+        return ops.one_hot(_domain_vector(domain), n_domains, dtype=dtype)
+
     def call(self, domain):
-        return ops.one_hot(_domain_vector(domain), self.n_domains, dtype=self.compute_dtype)
+        return self.one_hot(domain, self.n_domains, dtype=self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.n_domains)

@@ -1,6 +1,6 @@
 """Backbones. Importing this package registers every backbone module."""
 
-from mlora_tf.models import autoint, dcn, deepfm, fibinet, mlp, nfm, pnn, wdl, xdeepfm  # noqa: F401  (registration)
+from mlora_tf.models import autoint, dcn, deepfm, fibinet, mlp, nfm, pnn, star, wdl, xdeepfm  # noqa: F401  (registration)
 from mlora_tf.models.builder import (  # noqa: F401
     DataSpec,
     build_model,

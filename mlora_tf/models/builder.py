@@ -91,7 +91,10 @@ class BackboneInputs:
 
 
 def resolve(config: ModelConfig) -> tuple[BackboneSpec, VariantProfile, str, float]:
-    """The backbone spec, profile, dense-stack mode and lora_reduce of a config."""
+    """The backbone spec, profile, dense-stack mode and lora_reduce of a config.
+
+    Also fills the config's unset (None) fields with the backbone's original values.
+    """
     if config.adapter not in ADAPTER_MODES:
         raise ValueError(
             f"Unknown adapter {config.adapter!r}. Valid adapters: {', '.join(ADAPTER_MODES)}"
@@ -102,16 +105,25 @@ def resolve(config: ModelConfig) -> tuple[BackboneSpec, VariantProfile, str, flo
         raise ValueError(f"MoE-MLoRA is not defined for backbone {config.name!r} (the paper's eight only).")
     profile_name = {"plain": spec.base_profile, "mlora": spec.adapted_profile, "moe": "moe_fork"}[mode]
     lora_reduce = config.lora_reduce if config.lora_reduce is not None else spec.default_lora_reduce
+    config.lora_reduce = lora_reduce
+    if config.dropout is None:
+        config.dropout = spec.dropout
+    for field in ("user_dim", "item_dim", "domain_dim"):
+        if getattr(config, field) is None:
+            setattr(config, field, spec.embedding_dim)
     return spec, get_profile(profile_name), mode, lora_reduce
 
 
-def make_dense_stack(config: ModelConfig, profile: VariantProfile, mode: str, lora_reduce, n_domains) -> AdaptedDNN:
+def make_dense_stack(
+    config: ModelConfig, profile: VariantProfile, mode: str, lora_reduce, n_domains, topology: str = "dense"
+) -> AdaptedDNN:
     """The dense-stack factory every backbone receives its `AdaptedDNN` from."""
     n_slots = n_domains * (config.experts_per_domain if mode == "moe" else 1)
     return AdaptedDNN(
         hidden_units=config.hidden_units,
         mode=mode,
-        n_domains=n_domains if mode != "plain" else None,
+        topology=topology,
+        n_domains=n_domains if (mode != "plain" or topology == "star") else None,
         lora_reduce=lora_reduce if mode != "plain" else None,
         lora_rank=config.lora_rank if config.lora_rank and config.lora_rank >= 1 else None,
         experts_per_domain=config.experts_per_domain,
@@ -144,7 +156,7 @@ def build_model(config: ModelConfig, data: DataSpec) -> keras.Model:
             data.vocab_sizes[f], dims[f], embeddings_initializer=init, embeddings_regularizer=l2, name=table_names[f]
         )
         embeddings.append(layer(ids[f]))
-    dense_stack = make_dense_stack(config, profile, mode, lora_reduce, data.n_domains)
+    dense_stack = make_dense_stack(config, profile, mode, lora_reduce, data.n_domains, spec.topology)
     inputs = BackboneInputs(ids, embeddings, config, profile, dense_stack, data.vocab_sizes, data.n_domains)
     logit = spec.build(inputs)
     logit = GlobalBias(name="global_bias")(logit)

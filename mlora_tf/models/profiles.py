@@ -65,6 +65,10 @@ PROFILES = {
     "mlora_class": VariantProfile(
         "mlora_class", _UNIFORM, _UNIFORM, False, "glorot_uniform", "stacked", "uniform", "glorot_uniform"
     ),
+    # The `Star` class: as `MLoRA` (its StarFCN kernels are glorot-uniform by default).
+    "star_class": VariantProfile(
+        "star_class", _UNIFORM, _UNIFORM, False, "glorot_uniform", "stacked", "uniform", "glorot_uniform"
+    ),
     # The MoE-MLoRA fork's `MloraMoE`: glorot-uniform W, per-expert 2-D glorot-uniform A.
     "moe_fork": VariantProfile(
         "moe_fork", _normal(1e-2), _normal(1e-4), True, "glorot_uniform", "per_slot", "uniform", "glorot_normal"

@@ -19,6 +19,9 @@ class BackboneSpec:
         base_profile / adapted_profile: initializer profiles (see `profiles.py`) of the
             Base and adapted variants; they differ in the original, per backbone class.
         supports_moe: whether MoE-MLoRA applies (the paper's eight backbones).
+        topology: the dense stack's layers, `dense` or `star` (STAR's star topology).
+        dropout: the original config's dense-stack dropout.
+        embedding_dim: the original MovieLens config's embedding size.
     """
 
     name: str
@@ -28,6 +31,9 @@ class BackboneSpec:
     base_profile: str = "deepctr"
     adapted_profile: str = "deepctr_lora"
     supports_moe: bool = True
+    topology: str = "dense"
+    dropout: float = 0.5
+    embedding_dim: int = 8
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}

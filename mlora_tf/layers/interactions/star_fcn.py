@@ -109,8 +109,16 @@ class StarFCN(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, inputs: Any) -> Any:
+    def call(self, inputs: Any, slot: Any = None) -> Any:
+        """`slot`: optional scalar; when given every row is of that domain and only its
+        kernel is formed (the fast path for domain-homogeneous batches; `mixture` is
+        then ignored)."""
         x, mixture = inputs
+        if slot is not None:
+            slot = ops.cast(slot, "int32")
+            kernel = self.shared_kernel * ops.take(self.domain_kernel, slot, axis=0)
+            outputs = ops.matmul(x, kernel) + self.shared_bias + ops.take(self.domain_bias, slot, axis=0)
+            return self.activation(outputs)
         mixture = ops.cast(mixture, x.dtype)
         kernels = ops.expand_dims(self.shared_kernel, axis=0) * self.domain_kernel
         per_domain = ops.einsum("bi,diu->bdu", x, kernels)  # (B, D, units)

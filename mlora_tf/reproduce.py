@@ -1,0 +1,207 @@
+"""Resumable experiment grids: a run store, statistics and tables for the drivers in
+`experiments/` (`make reproduce-table2` and friends).
+
+Each finished run is one JSON line in `runs.jsonl`, appended and fsync-ed; a driver
+skips every cell whose record exists, so a killed reproduction resumes where it
+stopped. A torn last line (a kill mid-write) is dropped on the next start and its run
+is done again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import numpy as np
+from absl import logging
+
+from mlora_tf.io import atomic_write_bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One run of a grid: what distinguishes it from every other run."""
+
+    dataset: str
+    split: str
+    model: str
+    adapter: str
+    seed: int
+    lora_reduce: float | None = None
+    experts_per_domain: int | None = None
+    as_shipped: bool = False
+
+    @property
+    def key(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+class RunStore:
+    """`runs.jsonl`: one record per finished run, keyed by its `Cell`."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.records: dict[str, dict] = {}
+        self._load()
+
+    def _load(self):
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, "rb") as f:
+            lines = f.read().split(b"\n")
+        good, dropped = [], 0
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                self.records[Cell(**record["cell"]).key] = record
+                good.append(line)
+            except (ValueError, KeyError, TypeError):
+                dropped += 1
+                logging.warning("%s line %d is torn or invalid: dropped; its run will be done again.", self.path, number)
+        if dropped:
+            atomic_write_bytes(self.path, b"".join(line + b"\n" for line in good))
+
+    def has(self, cell: Cell) -> bool:
+        return cell.key in self.records
+
+    def add(self, cell: Cell, record: dict) -> None:
+        record = dict(record, cell=dataclasses.asdict(cell))
+        line = (json.dumps(record, sort_keys=True, default=_plain) + "\n").encode()
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(self.path, "ab") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        self.records[cell.key] = record
+
+    def select(self, **fields) -> list[dict]:
+        return [r for r in self.records.values() if all(r["cell"].get(k) == v for k, v in fields.items())]
+
+
+def _plain(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def compact_record(result: dict) -> dict:
+    """The fields of a `train_run` result a grid keeps per run."""
+    keys = (
+        "wauc", "mean_auc", "wauc500", "mean_auc500", "domain_auc", "domain_auc500", "domain_test_size",
+        "logloss", "params_backbone", "params_adapter", "params_gate", "epochs", "seconds", "config", "phases",
+    )
+    out = {k: result[k] for k in keys if k in result}
+    for phase in out.get("phases", []):
+        phase.pop("history", None)
+    return out
+
+
+def run_grid(cells, store: RunStore, run_cell) -> int:
+    """Run every cell missing from `store`; returns the number of runs done."""
+    todo = [c for c in cells if not store.has(c)]
+    logging.info("%d of %d runs already done; %d to do.", len(cells) - len(todo), len(cells), len(todo))
+    start = time.time()
+    for i, cell in enumerate(todo, 1):
+        logging.info("[%d/%d] %s %s seed %d ...", i, len(todo), cell.model, cell.adapter, cell.seed)
+        record = run_cell(cell)
+        store.add(cell, compact_record(record))
+        elapsed = time.time() - start
+        logging.info(
+            "[%d/%d] %s %s seed %d: WAUC %.4f (%.0fs; about %.0fs left)", i, len(todo), cell.model, cell.adapter,
+            cell.seed, record["wauc"], record["seconds"], elapsed / i * (len(todo) - i),
+        )
+    return len(todo)
+
+
+# ------------------------------------------------------------------ statistics
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularised incomplete beta (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for numerator in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)), -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def regularized_beta(a: float, b: float, x: float) -> float:
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_test_p_value(t: float, df: int) -> float:
+    """Two-sided p-value of Student's t with `df` degrees of freedom."""
+    if math.isnan(t) or df < 1:
+        return float("nan")
+    if math.isinf(t):
+        return 0.0
+    return regularized_beta(df / 2.0, 0.5, df / (df + t * t))
+
+
+def paired_t_test(a, b) -> tuple[float, float]:
+    """Paired two-sided t-test of `b - a`; returns `(t, p)`; NaN with fewer than 2 pairs."""
+    diff = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
+    n = diff.size
+    if n < 2:
+        return float("nan"), float("nan")
+    sd = diff.std(ddof=1)
+    if sd == 0:
+        return (float("inf") if diff.mean() != 0 else float("nan")), (0.0 if diff.mean() != 0 else float("nan"))
+    t = diff.mean() / (sd / math.sqrt(n))
+    return float(t), t_test_p_value(float(t), n - 1)
+
+
+def welch_t_test(a, b) -> tuple[float, float]:
+    """Two-sided Welch t-test of `mean(b) - mean(a)`; NaN with fewer than 2 values each."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.size < 2 or b.size < 2:
+        return float("nan"), float("nan")
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    if va + vb == 0:
+        return float("nan"), float("nan")
+    t = (b.mean() - a.mean()) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / ((va**2) / (a.size - 1) + (vb**2) / (b.size - 1))
+    return float(t), t_test_p_value(float(t), max(int(round(df)), 1))
+
+
+def mean_std(values) -> tuple[float, float]:
+    values = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
+    if values.size == 0:
+        return float("nan"), float("nan")
+    return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
+def fmt_pct(mean: float, std: float | None = None) -> str:
+    """A metric in percent (the papers' convention), with its std over seeds."""
+    if mean is None or math.isnan(mean):
+        return "—"
+    if std is None or math.isnan(std) or std == 0:
+        return f"{100 * mean:.2f}"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def fmt_p(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "—"
+    return f"{p:.3g}"
