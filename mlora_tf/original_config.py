@@ -40,12 +40,13 @@ _MAPPED = {
     "item_dim": ("model", "item_dim"),
     "domain_dim": ("model", "domain_dim"),
     "num_experts": ("model", "num_experts"),
+    "auxiliary_net": ("model", "auxiliary_net"),
 }
-_SPECIAL = {"name", "dataset_path", "domain_split_path"}
+_SPECIAL = {"name", "dataset_path", "domain_split_path", "dense"}
 _IGNORED = {
     "shuffle_buffer_size", "num_parallel_reads", "optimizer", "loss", "histogram_freq",
     "checkpoint_path", "result_save_path", "load_pretrain_emb", "emb_trainable", "norm",
-    "dense", "auxiliary_net", "auxiliary_dim", "train_from_ckp", "pretrain_judge",
+    "auxiliary_dim", "train_from_ckp", "pretrain_judge",
     "sample_num", "merged_method", "val_every_step", "shuffle_buff_size", "rebuild",
 }
 KNOWN_KEYS = set(_MAPPED) | _SPECIAL | _IGNORED
@@ -96,6 +97,11 @@ def read_original_config(path: str, base: RunConfig | None = None) -> RunConfig:
         elif key == "domain_split_path":
             split = SPLIT_PATHS.get(value, value.replace("split_by_", ""))
             config.data.domain_split = split
+        elif key == "dense":
+            # `mlora_freeze` (Taobao_10, Amazon_6 `mlora.json`): the two-phase pipeline,
+            # which crashes as shipped; here it runs as `pretrain_finetune`.
+            if "freeze" in str(value):
+                config.train.schedule = "pretrain_finetune"
         elif key == "dataset_path":
             continue  # the original's repository-relative folder; --data_dir says where ours are
         else:
