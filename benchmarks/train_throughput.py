@@ -37,6 +37,7 @@ import common  # noqa: E402
 from mlora_tf.config import ModelConfig, TrainConfig  # noqa: E402
 from mlora_tf.data.dataset import MultiDomainDataset  # noqa: E402
 from mlora_tf.models import DataSpec, build_model  # noqa: E402
+from mlora_tf.runtime import configure_threads  # noqa: E402
 from mlora_tf.training import Trainer, schedule_phases  # noqa: E402
 
 MODELS = ("mlp", "wdl")
@@ -54,6 +55,16 @@ flags.DEFINE_integer("batch_size", 1024, "Training batch size (every path).")
 flags.DEFINE_integer("seed", common.DEFAULT_SEED, "Seed of the data and of the models.")
 flags.DEFINE_enum("strategy", "default", ["default"], "tf.distribute strategy the models are built under.")
 flags.DEFINE_string("json_out", None, "Also write the figures as JSON to this path.")
+flags.DEFINE_enum(
+    "threads", "auto", ["auto", "tf"],
+    "auto: mlora_tf's thread pools (1 thread per op, CPU-count ops at once on a CPU host; what the programs use); "
+    "tf: TensorFlow's defaults. Applies to every path of the run.",
+)
+flags.DEFINE_string(
+    "peer_python", ".venv-peer/bin/python",
+    "Python of the DeepCTR venv (`make bench-peer` builds it): when it exists, DeepCTR's WDL is timed on the same "
+    "data in the same run and the table shows our ratio to it. Empty: skip.",
+)
 flags.DEFINE_boolean("skip_csv", False, "Skip the csv-pipeline path.")
 flags.DEFINE_boolean("skip_keras_fit", False, "Skip the keras-fit path.")
 flags.DEFINE_integer(
@@ -192,18 +203,47 @@ def bench_csv(data, spec, strategy) -> dict:
 
 
 # ---------------------------------------------------------------------- main
+def run_peer():
+    """DeepCTR's WDL on the same data, in its own venv (None when that venv is absent)."""
+    import json
+    import subprocess
+
+    if not FLAGS.peer_python or not os.path.exists(FLAGS.peer_python):
+        print(f"  (no DeepCTR venv at {FLAGS.peer_python!r}: `make bench-peer` builds it; peer skipped)", flush=True)
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "peer.json")
+        here = os.path.dirname(os.path.abspath(__file__))
+        env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+        cmd = [FLAGS.peer_python, os.path.join(here, "peer_deepctr.py"), f"--json_out={out}",
+               f"--rows={FLAGS.rows}", f"--domains={FLAGS.domains}", f"--seed={FLAGS.seed}", f"--epochs={FLAGS.epochs}"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or not os.path.exists(out):
+            print(f"  DeepCTR peer failed:\n{proc.stderr[-2000:]}", flush=True)
+            return None
+        with open(out) as f:
+            peer = json.load(f)
+    result = dict(peer["results"][0])
+    result.setdefault("configuration", "WDL (DeepCTR)")
+    result.setdefault("path", "deepctr-fit")
+    return result
+
+
 def format_table(results, header_lines) -> str:
     csv_speed = next((r["examples_per_second"] for r in results if r["path"] == "csv-pipeline"), None)
+    peer_speed = next((r["examples_per_second"] for r in results if r["path"] == "deepctr-fit"), None)
     rows = []
     for r in results:
         ratio = f"{r['examples_per_second'] / csv_speed:.2f}x" if csv_speed else "n/a"
         r["ratio_to_csv"] = r["examples_per_second"] / csv_speed if csv_speed else None
+        r["ratio_to_deepctr"] = r["examples_per_second"] / peer_speed if peer_speed else None
+        peer_ratio = f"{r['ratio_to_deepctr']:.2f}x" if peer_speed else "n/a"
         epoch_s = sorted(r["epoch_seconds"])[len(r["epoch_seconds"]) // 2]
         rows.append((r["configuration"], r["path"], f"{r['examples_per_second']:,.0f}", f"{epoch_s:.2f}",
-                     f"{r['warmup_seconds']:.1f}", ratio))
-    titles = ("configuration", "path", "ex/s", "epoch s", "warm-up s", "vs csv")
+                     f"{r['warmup_seconds']:.1f}", ratio, peer_ratio))
+    titles = ("configuration", "path", "ex/s", "epoch s", "warm-up s", "vs csv", "vs DeepCTR")
     widths = [max(len(t), *(len(row[i]) for row in rows)) for i, t in enumerate(titles)]
-    align = ["<", "<", ">", ">", ">", ">"]
+    align = ["<", "<", ">", ">", ">", ">", ">"]
 
     def line(cells):
         return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths))
@@ -223,6 +263,7 @@ def main(argv):
             raise app.UsageError(f"{what}: unknown {unknown}. Valid: {', '.join(valid)}")
     if FLAGS.epochs < 1 or FLAGS.fit_epochs < 1:
         raise app.UsageError("--epochs and --fit_epochs must be >= 1")
+    threads = configure_threads() if FLAGS.threads == "auto" else (0, 0)
     strategy = make_strategy(FLAGS.strategy)
     load_before = common.machine_info().get("loadavg")
 
@@ -248,12 +289,16 @@ def main(argv):
         record(keras_label, "keras-fit", bench_keras_fit(data, spec, strategy))
     if not FLAGS.skip_csv:
         record(keras_label, "csv-pipeline", bench_csv(data, spec, strategy))
+    peer = run_peer()
+    if peer is not None:
+        results.append(peer)
+        print(f"  {peer['configuration']:<12} {peer['path']:<13} {peer['examples_per_second']:>10,.0f} ex/s", flush=True)
 
     info = common.machine_info()
     header = [
         "",
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, os.cpu_count()={info['cpu_count']}, "
-        f"strategy={FLAGS.strategy}",
+        f"strategy={FLAGS.strategy}, threads={FLAGS.threads} (intra_op, inter_op = {threads}; 0 = TF's choice)",
         f"{common.describe(data)}; batch {FLAGS.batch_size}",
         f"ex/s: median of {FLAGS.epochs} timed epochs (trainer), {FLAGS.fit_epochs} (keras-fit, csv-pipeline), "
         "each after 1 warm-up epoch",

@@ -20,6 +20,9 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
+    from mlora_tf.runtime import configure_threads
+
+    configure_threads()
     data = DataConfig(dataset="synthetic")
     dataset = load_run_dataset(RunConfig(data=data))
     records = {}

@@ -220,6 +220,9 @@ def plot_alpha(store: RunStore, models, path: str, title: str) -> None:
 def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
+    from mlora_tf.runtime import configure_threads
+
+    configure_threads()
     from mlora_tf.run import load_run_dataset
 
     try:

@@ -17,6 +17,7 @@ from absl import app, flags, logging
 
 from mlora_tf.config import RunConfig, parse_options
 from mlora_tf.original_config import read_original_config
+from mlora_tf.runtime import configure_threads
 
 FLAGS = flags.FLAGS
 
@@ -51,6 +52,8 @@ flags.DEFINE_boolean("mixed_batches", None, "Training batches mix domains (defau
 flags.DEFINE_boolean("restore_best_each_epoch", None, "Reset to the best weights after a non-improving epoch (default true, as the original).")
 flags.DEFINE_enum("early_stop_metric", None, ["auc500", "auc"], "AUC for early stopping: the original's 500-threshold (default) or exact.")
 flags.DEFINE_integer("seed", None, "Seed of initialisers, shuffles and domain order (default 2024).")
+flags.DEFINE_integer("intra_op_threads", None, "Threads per TensorFlow op (default: 1 on CPU-only hosts, TF's choice with a GPU).")
+flags.DEFINE_integer("inter_op_threads", None, "TensorFlow ops run at once (default: CPU count on CPU-only hosts, TF's choice with a GPU).")
 
 _OVERRIDES = {
     "dataset": ("data", "dataset"), "data_dir": ("data", "data_dir"), "domain_split": ("data", "domain_split"),
@@ -91,6 +94,7 @@ def main(argv):
     if FLAGS.list_models:
         print(list_models_text())
         return 0
+    configure_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
     try:
         config = config_from_flags()
         from mlora_tf.run import format_domain_table, train_run

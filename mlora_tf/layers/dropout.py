@@ -1,9 +1,9 @@
-"""`FastDropout`: inverted dropout that draws 8 or 16 random bits per element.
+"""`FastDropout`: inverted dropout that draws only the random bits a decision needs.
 
 Keras' `Dropout` draws one 32-bit Philox number per element; on a CPU that is most of
-the cost of a small CTR model's training step. A keep decision needs far fewer bits:
-8 when `rate * 256` is an integer (0.5, 0.25, ...: exact), else 16 (the rate is then
-rounded to a multiple of 1/65536, an error below 8e-6). Kept values are scaled by
+the cost of a small CTR model's training step. A keep decision with rate `k / 2^b` needs
+`b` bits: one bit for 0.5, two for 0.25 or 0.75, ... up to 16; a rate that is no
+multiple of 1/65536 is rounded to one (an error below 8e-6). Kept values are scaled by
 `1 / (1 - rate)`, as Keras does.
 """
 
@@ -32,7 +32,7 @@ class FastDropout(keras.layers.Layer):
             raise ValueError(f"`rate` must be in [0, 1). Received: rate={rate}")
         self.rate = float(rate)
         self.seed = seed
-        self.bits = 8 if float(rate * 256).is_integer() else 16
+        self.bits = next((b for b in (1, 2, 4, 8) if float(rate * (1 << b)).is_integer()), 16)
         levels = 1 << self.bits
         self.threshold = int(round(rate * levels))
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -54,9 +54,13 @@ class FastDropout(keras.layers.Layer):
         raw = tf.random.stateless_uniform(
             tf.concat([shape[:-1], [words]], 0), seed=seed, minval=None, maxval=None, dtype=tf.int32
         )
-        small = tf.bitcast(raw, tf.uint8 if self.bits == 8 else tf.uint16)
-        small = tf.reshape(small, tf.concat([shape[:-1], [words * per_word]], 0))[..., :width]
-        keep = tf.cast(small, tf.int32) >= self.threshold
+        if self.bits >= 8:
+            chunks = tf.cast(tf.bitcast(raw, tf.uint8 if self.bits == 8 else tf.uint16), tf.int32)
+        else:
+            shifts = tf.range(0, 32, self.bits, dtype=tf.int32)
+            chunks = tf.bitwise.bitwise_and(tf.bitwise.right_shift(raw[..., None], shifts), (1 << self.bits) - 1)
+        chunks = tf.reshape(chunks, tf.concat([shape[:-1], [words * per_word]], 0))[..., :width]
+        keep = chunks >= self.threshold
         scale = 1.0 / (1.0 - self.effective_rate)
         return tf.where(keep, inputs * tf.cast(scale, inputs.dtype), tf.zeros_like(inputs))
 

@@ -24,6 +24,7 @@ from tensorflow.core.framework import summary_pb2
 
 from mlora_tf.config import TrainConfig
 from mlora_tf.models.builder import FEATURES, count_params, dense_stack_of, variable_groups
+from mlora_tf.training.optimizers import FusedAdam
 from mlora_tf.training.metrics import AUC_FUNCTIONS, domain_metrics, plain_mean
 from mlora_tf.training.phases import GROUPS, Phase
 
@@ -42,6 +43,14 @@ class PhaseResult:
     history: list
     seconds: float
     train_examples: int
+
+
+def _l2_factor(variable):
+    """The factor of a pure L2 regularizer on `variable`, else None."""
+    regularizer = variable.regularizer
+    if isinstance(regularizer, keras.regularizers.L2):
+        return float(regularizer.l2)
+    return None
 
 
 class Trainer:
@@ -95,9 +104,7 @@ class Trainer:
         self.train_variables = [v for g in phase.train_groups for v in self.groups[g]]
         if not self.train_variables:
             raise ValueError(f"Phase {phase.name!r} has no variables to train (groups {phase.train_groups}).")
-        self.optimizer = keras.optimizers.Adam(
-            learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon
-        )
+        self.optimizer = FusedAdam(learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon)
         self.optimizer.build(self.train_variables)
         self._train_pass = self._make_train_pass()
         self._predict = self._make_predict()
@@ -106,13 +113,22 @@ class Trainer:
         model, optimizer, variables = self.model, self.optimizer, self.train_variables
         batch_size = self.config.batch_size
 
+        # L2 terms get their gradient in closed form (2 * l2 * w, the same as
+        # differentiating `l2 * sum(w^2)` in the loss, without the reductions);
+        # any other regularizer is differentiated through the loss.
+        l2 = [_l2_factor(v) for v in variables]
+        others = [v for v, f in zip(variables, l2) if f is None and v.regularizer is not None]
+
         def step(uid, pid, domain, label):
             with tf.GradientTape() as tape:
                 logit = model({"uid": uid, "pid": pid, "domain": domain}, training=True)["logit"]
                 loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit))
-                regularization = model.losses
-                total = loss + tf.add_n(regularization) if regularization else loss
+                total = loss + tf.add_n([v.regularizer(v) for v in others]) if others else loss
             gradients = tape.gradient(total, variables)
+            gradients = [
+                g if f is None else tf.convert_to_tensor(g) + (2.0 * f) * v.value
+                for g, v, f in zip(gradients, variables, l2)
+            ]
             optimizer.apply(gradients, variables)
             return loss
 

@@ -159,6 +159,7 @@ def test_fast_dropout_rate_and_scale():
     np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
     odd = FastDropout(0.3)
     assert odd.bits == 16 and abs(odd.effective_rate - 0.3) < 1e-4
+    assert FastDropout(0.5).bits == 1 and FastDropout(0.25).bits == 2 and FastDropout(0.1).bits == 16
     z = odd(np.ones((512, 100), "float32"), training=True).numpy()
     assert abs((z == 0).mean() - 0.3) < 0.01
     np.testing.assert_allclose(z[z > 0], 1 / (1 - odd.effective_rate), rtol=1e-6)
