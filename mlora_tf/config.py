@@ -93,6 +93,11 @@ class TrainConfig:
         mixed_batches: draw training batches across domains instead of one domain a batch.
         early_stop_metric: `auc500` (the original's 500-threshold AUC) or `auc` (exact).
         seed: seed of initialisers, shuffles and the domain order.
+        moe_schedule: MoE-MLoRA schedule: `paper` (three phases with real freezing and
+            path switching) or `as_executed` (what the fork ran under TF 1.12).
+        moe_carry_best: carry the best validation metric across phases (the fork's
+            bug); None: the schedule's default (off for `paper`, on for `as_executed`).
+        share_optimizer: one Adam for every phase (the fork); default one per phase.
     """
 
     batch_size: int = 1024
@@ -106,6 +111,9 @@ class TrainConfig:
     mixed_batches: bool = False
     early_stop_metric: str = "auc500"
     seed: int = 2024
+    moe_schedule: str = "paper"
+    moe_carry_best: bool | None = None
+    share_optimizer: bool = False
 
 
 @dataclasses.dataclass

@@ -54,8 +54,14 @@ def train_run(config: RunConfig, output_dir: str | None = None, tensorboard: boo
     )
     tb_dir = os.path.join(output_dir, "tensorboard") if (tensorboard and output_dir) else None
     trainer = Trainer(model, dataset, config.train, tensorboard_dir=tb_dir)
-    phases = schedule_phases(config.train.schedule, config.model.adapter)
-    phase_results = trainer.fit(phases)
+    if config.model.adapter == "moe":
+        phases = schedule_phases(
+            config.train.moe_schedule, "moe", dataset.n_domains, stack.num_slots, config.train.moe_carry_best
+        )
+    else:
+        phases = schedule_phases(config.train.schedule, config.model.adapter)
+    checkpoint_dir = os.path.join(output_dir, "checkpoints") if output_dir else None
+    phase_results = trainer.fit(phases, checkpoint_dir=checkpoint_dir)
     val = trainer.evaluate("val")
     test = trainer.evaluate("test")
     params = trainer.param_counts()
@@ -74,13 +80,7 @@ def train_run(config: RunConfig, output_dir: str | None = None, tensorboard: boo
         "params_adapter": params["adapter"],
         "params_gate": params["gate"],
         "epochs": sum(p.epochs for p in phase_results),
-        "phases": [
-            {
-                "name": p.name, "epochs": p.epochs, "best_epoch": p.best_epoch,
-                "best_val_metric": p.best_val_metric, "seconds": p.seconds, "history": p.history,
-            }
-            for p in phase_results
-        ],
+        "phases": [p.to_dict() for p in phase_results],
         "train_examples_per_second": (
             sum(p.train_examples for p in phase_results)
             / max(sum(h["train_seconds"] for p in phase_results for h in p.history), 1e-9)

@@ -51,6 +51,12 @@ flags.DEFINE_enum("schedule", None, ["joint", "pretrain_finetune"], "MLoRA sched
 flags.DEFINE_boolean("mixed_batches", None, "Training batches mix domains (default: one domain per batch, as the original).")
 flags.DEFINE_boolean("restore_best_each_epoch", None, "Reset to the best weights after a non-improving epoch (default true, as the original).")
 flags.DEFINE_enum("early_stop_metric", None, ["auc500", "auc"], "AUC for early stopping: the original's 500-threshold (default) or exact.")
+flags.DEFINE_enum("moe_schedule", None, ["paper", "as_executed"],
+                  "MoE-MLoRA: paper = backbone, then each expert alone on its domain, then the gate (default); "
+                  "as_executed = what the fork ran under TF 1.12.")
+flags.DEFINE_boolean("moe_carry_best", None, "MoE-MLoRA: carry the best validation metric across phases (the fork's bug; default on for as_executed only).")
+flags.DEFINE_boolean("share_optimizer", None, "One Adam for every phase (the fork) instead of one per phase.")
+flags.DEFINE_integer("num_experts", None, "MoE-MLoRA total experts (the fork's key; a multiple of the domain count). Overrides --experts_per_domain.")
 flags.DEFINE_integer("seed", None, "Seed of initialisers, shuffles and domain order (default 2024).")
 flags.DEFINE_integer("intra_op_threads", None, "Threads per TensorFlow op (default: 1 on CPU-only hosts, TF's choice with a GPU).")
 flags.DEFINE_integer("inter_op_threads", None, "TensorFlow ops run at once (default: CPU count on CPU-only hosts, TF's choice with a GPU).")
@@ -65,6 +71,8 @@ _OVERRIDES = {
     "patience": ("train", "patience"), "max_epochs": ("train", "max_epochs"), "schedule": ("train", "schedule"),
     "mixed_batches": ("train", "mixed_batches"), "restore_best_each_epoch": ("train", "restore_best_each_epoch"),
     "early_stop_metric": ("train", "early_stop_metric"), "seed": ("train", "seed"),
+    "moe_schedule": ("train", "moe_schedule"), "moe_carry_best": ("train", "moe_carry_best"),
+    "share_optimizer": ("train", "share_optimizer"), "num_experts": ("model", "num_experts"),
 }
 
 

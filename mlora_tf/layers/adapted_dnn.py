@@ -292,6 +292,13 @@ class AdaptedDNN(keras.layers.Layer):
             x = self.activation(pre)
         return x
 
+    @property
+    def adapter_layers(self) -> list:
+        """The `LowRankAdapter` of every layer (empty in plain mode)."""
+        if self.topology == "star":
+            return list(self.adapters)
+        return [layer.adapter for layer in self.dense_layers if isinstance(layer, LoRADense)]
+
     def variable_groups(self) -> dict:
         """Variables by training group: `backbone`, `adapter`, `gate`."""
         groups = {"backbone": [], "adapter": [], "gate": []}

@@ -160,6 +160,19 @@ class LowRankAdapter(keras.layers.Layer):
             "bias": ops.convert_to_numpy(self.adapter_bias)[slot],
         }
 
+    def slot_masks(self, slot: int) -> list:
+        """Boolean masks of slot `slot`'s entries in `A`, `B` and the slot bias."""
+        import numpy as np
+
+        r = self.rank
+        a = np.zeros(self.adapter_kernel_a.shape, bool)
+        a[:, slot * r : (slot + 1) * r] = True
+        b = np.zeros(self.adapter_kernel_b.shape, bool)
+        b[slot * r : (slot + 1) * r, :] = True
+        c = np.zeros(self.adapter_bias.shape, bool)
+        c[slot] = True
+        return [a, b, c]
+
     def call(self, x, mixture=None, slot=None):
         """`mixture`: per-row weights; or `slot`: a scalar, every row uses that slot
         with weight one (one slot's arithmetic instead of all: the fast path for

@@ -142,6 +142,14 @@ def build_model(config: ModelConfig, data: DataSpec) -> keras.Model:
         `{"logit", "probability"}`, both `(batch_size,)`.
     """
     spec, profile, mode, lora_reduce = resolve(config)
+    if config.num_experts is not None and config.num_experts >= 1:
+        # The fork's `num_experts` counts all experts; expert e belongs to domain e mod D.
+        if config.num_experts % data.n_domains:
+            raise ValueError(
+                f"`num_experts` must be a multiple of the number of domains ({data.n_domains}). "
+                f"Received: num_experts={config.num_experts}"
+            )
+        config.experts_per_domain = config.num_experts // data.n_domains
     missing = [f for f in FEATURES if f not in data.vocab_sizes]
     if missing:
         raise ValueError(f"DataSpec.vocab_sizes lacks {missing}. Received: {sorted(data.vocab_sizes)}")

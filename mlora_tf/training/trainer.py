@@ -14,6 +14,9 @@ runs per batch.
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+import os
 import time
 
 import keras
@@ -23,6 +26,7 @@ from absl import logging
 from tensorflow.core.framework import summary_pb2
 
 from mlora_tf.config import TrainConfig
+from mlora_tf.io import atomic_write_bytes, atomic_write_json
 from mlora_tf.models.builder import FEATURES, count_params, dense_stack_of, variable_groups
 from mlora_tf.training.optimizers import FusedAdam
 from mlora_tf.training.metrics import AUC_FUNCTIONS, domain_metrics, plain_mean
@@ -34,7 +38,8 @@ _LABEL_SPEC = tf.TensorSpec([None], tf.float32)
 
 @dataclasses.dataclass
 class PhaseResult:
-    """What one phase did: its epochs and its best validation metrics."""
+    """What one phase did: its epochs, its best validation metric, and the validation
+    and test metrics of the weights it ended with (what the phase bought)."""
 
     name: str
     epochs: int
@@ -43,6 +48,11 @@ class PhaseResult:
     history: list
     seconds: float
     train_examples: int
+    val: dict | None = None
+    test: dict | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def _l2_factor(variable):
@@ -51,6 +61,70 @@ def _l2_factor(variable):
     if isinstance(regularizer, keras.regularizers.L2):
         return float(regularizer.l2)
     return None
+
+
+def _summary(metrics: dict) -> dict:
+    keys = ("wauc", "mean_auc", "mean_auc500", "logloss", "domain_auc")
+    return {k: metrics[k] for k in keys}
+
+
+class PhaseCheckpoint:
+    """Weights and results after each finished phase, for resuming a killed run.
+
+    Files in `folder`: `phases.json` (the schedule's phase names, the finished phases'
+    results and the carried best metric) and `weights.npz` (every model variable, the
+    carried best weights and, with a shared optimizer, its variables). Both are written
+    atomically, weights first.
+    """
+
+    def __init__(self, folder: str, phase_names: list[str]):
+        self.folder = folder
+        self.phase_names = phase_names
+        self.state_path = os.path.join(folder, "phases.json")
+        self.weights_path = os.path.join(folder, "weights.npz")
+
+    def save(self, trainer: "Trainer", results: list) -> None:
+        arrays = {f"model_{i}": v for i, v in enumerate(trainer._snapshot())}
+        if trainer._carried is not None:
+            arrays.update({f"carried_{i}": v for i, v in enumerate(trainer._carried[1])})
+        if trainer._shared_optimizer is not None:
+            arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(trainer._shared_optimizer.variables)})
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(self.weights_path, buffer.getvalue())
+        atomic_write_json(
+            self.state_path,
+            {
+                "phase_names": self.phase_names,
+                "finished": [r.to_dict() for r in results],
+                "carried_metric": None if trainer._carried is None else trainer._carried[0],
+            },
+        )
+
+    def restore(self, trainer: "Trainer") -> list:
+        """Load a previous run's progress into `trainer`; returns its finished phases."""
+        if not os.path.exists(self.state_path):
+            return []
+        with open(self.state_path) as f:
+            state = json.load(f)
+        if state["phase_names"] != self.phase_names:
+            raise ValueError(
+                f"{self.state_path} belongs to a run with other phases ({state['phase_names']}); "
+                "use another --output_dir or delete it."
+            )
+        with np.load(self.weights_path) as data:
+            n = len(trainer.weight_variables)
+            trainer._restore([data[f"model_{i}"] for i in range(n)])
+            if state["carried_metric"] is not None:
+                trainer._carried = (state["carried_metric"], [data[f"carried_{i}"] for i in range(n)])
+            if trainer.config.share_optimizer and "optimizer_0" in data:
+                trainer._ensure_shared_optimizer()
+                for i, v in enumerate(trainer._shared_optimizer.variables):
+                    v.assign(data[f"optimizer_{i}"])
+        finished = [PhaseResult(**r) for r in state["finished"]]
+        logging.info("Resuming after phase %r (%d of %d done).", finished[-1].name if finished else None,
+                     len(finished), len(self.phase_names))
+        return finished
 
 
 class Trainer:
@@ -79,6 +153,8 @@ class Trainer:
         self.writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
         self._tensors = {}
         self._epoch_counter = 0
+        self._carried = None  # (metric, weights) carried across phases with `carry_best`
+        self._shared_optimizer = None
 
     # ----------------------------------------------------------------- data
     def _domain_tensors(self, split: str, domain: int | None):
@@ -100,14 +176,34 @@ class Trainer:
         for group in GROUPS:
             for v in self.groups[group]:
                 v.trainable = group in phase.train_groups
-        dense_stack_of(self.model).set_mixture(phase.mixture, phase.expert_index)
+        stack = dense_stack_of(self.model)
+        stack.set_mixture(phase.mixture, phase.expert_index)
         self.train_variables = [v for g in phase.train_groups for v in self.groups[g]]
         if not self.train_variables:
             raise ValueError(f"Phase {phase.name!r} has no variables to train (groups {phase.train_groups}).")
-        self.optimizer = FusedAdam(learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon)
-        self.optimizer.build(self.train_variables)
+        # Only one slot of the fused adapter variables trains: remember the others.
+        self._frozen_slots = None
+        if phase.train_slot is not None:
+            self._frozen_slots = [
+                (variable, variable.numpy().copy(), mask)
+                for layer in stack.adapter_layers
+                for variable, mask in zip(layer.weights, layer.slot_masks(phase.train_slot))
+            ]
+        if self.config.share_optimizer:
+            # The fork's single Adam: one optimizer (moments, step count) for every phase.
+            self.optimizer = self._ensure_shared_optimizer()
+        else:
+            self.optimizer = FusedAdam(learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon)
+            self.optimizer.build(self.train_variables)
         self._train_pass = self._make_train_pass()
         self._predict = self._make_predict()
+
+    def _ensure_shared_optimizer(self):
+        """The optimizer shared by all phases (`share_optimizer`), created once."""
+        if self._shared_optimizer is None:
+            self._shared_optimizer = FusedAdam(learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon)
+            self._shared_optimizer.build([v for g in GROUPS for v in self.groups[g]])
+        return self._shared_optimizer
 
     def _make_train_pass(self):
         model, optimizer, variables = self.model, self.optimizer, self.train_variables
@@ -208,11 +304,17 @@ class Trainer:
             self._tensors[key] = tuple(tf.concat([p[i] for p in parts], 0) for i in range(4))
         return self._tensors[key]
 
+    @property
+    def weight_variables(self) -> list:
+        """The model's weights and statistics: every variable but the dropout layers'
+        random-seed states (restoring best weights must not replay dropout masks)."""
+        return [v for v in self.model.variables if v.name != "seed_generator_state"]
+
     def _snapshot(self):
-        return [v.numpy() for v in self.model.variables]
+        return [v.numpy() for v in self.weight_variables]
 
     def _restore(self, snapshot):
-        for v, value in zip(self.model.variables, snapshot):
+        for v, value in zip(self.weight_variables, snapshot):
             v.assign(value)
 
     def run_phase(self, phase: Phase) -> PhaseResult:
@@ -222,7 +324,10 @@ class Trainer:
         start = time.time()
         best, best_epoch, best_weights, counter = None, 0, None, 0
         history = []
-        if phase.baseline_first:
+        if phase.carry_best and self._carried is not None:
+            best, best_weights = self._carried
+            logging.info("[%s] carrying over the best validation metric %.5f", phase.name, best)
+        elif phase.baseline_first:
             best = self._stop_metric(self.evaluate("val"))
             best_weights = self._snapshot()
             logging.info("[%s] baseline validation mean AUC %.5f", phase.name, best)
@@ -267,7 +372,15 @@ class Trainer:
                 self._restore(best_weights)
         if best_weights is not None:
             self._restore(best_weights)
-        return PhaseResult(phase.name, epochs, best_epoch, float(best), history, time.time() - start, examples_total)
+        if self._frozen_slots:
+            # Slots other than the phase's own end exactly as they began.
+            for variable, before, mask in self._frozen_slots:
+                variable.assign(np.where(mask, variable.numpy(), before))
+        self._carried = (best, self._snapshot())
+        return PhaseResult(
+            phase.name, epochs, best_epoch, float(best), history, time.time() - start, examples_total,
+            val=_summary(self.evaluate("val")), test=_summary(self.evaluate("test")),
+        )
 
     def _write_summaries(self, phase, loss, val, metric):
         if self.writer is None:
@@ -284,6 +397,19 @@ class Trainer:
             tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=self._epoch_counter)
         self.writer.flush()
 
-    def fit(self, phases: list[Phase]) -> list[PhaseResult]:
-        """Run `phases` in order."""
-        return [self.run_phase(phase) for phase in phases]
+    def fit(self, phases: list[Phase], checkpoint_dir: str | None = None) -> list[PhaseResult]:
+        """Run `phases` in order.
+
+        With `checkpoint_dir`, the weights and the results are saved after every phase
+        (atomically), and a run started again with the same phases resumes after the
+        last phase it finished.
+        """
+        store = PhaseCheckpoint(checkpoint_dir, [p.name for p in phases]) if checkpoint_dir else None
+        results = []
+        if store is not None:
+            results = store.restore(self)
+        for phase in phases[len(results):]:
+            results.append(self.run_phase(phase))
+            if store is not None:
+                store.save(self, results)
+        return results
