@@ -19,6 +19,25 @@ from mlora_tf.training import Trainer, schedule_phases
 
 RESULT_FILE = "result.json"
 MODEL_FILE = "model.keras"
+VOCAB_FILE = "vocab.npz"
+
+
+def save_vocabularies(dataset, path: str) -> None:
+    """The ids seen in training (per feature), the vocabulary sizes and the domains:
+    what serving needs to map raw ids exactly as in training."""
+    import io
+
+    import numpy as np
+
+    from mlora_tf.io import atomic_write_bytes
+
+    train = dataset.splits["train"]
+    arrays = {f"train_ids_{f}": np.unique(np.asarray(train[f], dtype=np.int64)) for f in dataset.features}
+    arrays.update({f"vocab_size_{f}": np.int64(dataset.vocab_sizes[f]) for f in dataset.features})
+    arrays["domain_names"] = np.asarray([str(n) for n in dataset.domain_names])
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_run_dataset(config: RunConfig):
@@ -96,6 +115,7 @@ def train_run(config: RunConfig, output_dir: str | None = None, tensorboard: boo
         tmp_model = os.path.join(output_dir, "model.tmp.keras")
         model.save(tmp_model)
         os.replace(tmp_model, os.path.join(output_dir, MODEL_FILE))
+        save_vocabularies(dataset, os.path.join(output_dir, VOCAB_FILE))
         atomic_write_json(os.path.join(output_dir, RESULT_FILE), record)
         logging.info("Wrote %s", os.path.join(output_dir, RESULT_FILE))
     return record
