@@ -50,3 +50,14 @@ reproduce-table2: $(STAMP)
 
 reproduce-table2-alpha: $(STAMP)
 	$(PY) experiments/reproduce_table2.py $(REPRO_FLAGS) --ablation=alpha
+
+.PHONY: reproduce-moe-table1 reproduce-moe-experts
+# DATASET/DATA_DIR/SEEDS as above; SPLITS=gender,age,occupation; MOE_SCHEDULE=paper|as_executed.
+SPLITS ?= gender,age,occupation
+MOE_SCHEDULE ?= paper
+MOE_FLAGS = --dataset=$(DATASET) --data_dir=$(DATA_DIR) --seeds=$(SEEDS) --moe_schedule=$(MOE_SCHEDULE)
+reproduce-moe-table1: $(STAMP)
+	$(PY) experiments/reproduce_moe.py $(MOE_FLAGS) --figure=table1 --splits=$(SPLITS)
+
+reproduce-moe-experts: $(STAMP)
+	$(PY) experiments/reproduce_moe.py $(MOE_FLAGS) --figure=experts

@@ -23,6 +23,8 @@ setup(
     entry_points={
         "console_scripts": [
             "mlora-train=mlora_tf.cli.train:run",
+            "mlora-prepare=mlora_tf.cli.prepare:run",
+            "mlora-download=mlora_tf.cli.download:run",
         ],
     },
 )

@@ -21,3 +21,8 @@ def paper_dataset_key(dataset: str, split: str) -> str | None:
     if dataset == "ml-1m" and split == "gender":
         return "movielens-gen"
     return {"taobao": "taobao-10", "amazon": "amazon-6"}.get(dataset)
+
+# PAPER_MOE_TABLE1[(dataset, split)][backbone] = {"mlora": WAUC %, "moe": WAUC %} from the
+# MoE-MLoRA paper's Table 1 (Yaggel et al., arXiv 2506.07563). Not available offline;
+# the only published figure found is the abstract's "+1.45 Weighed-AUC in Taobao-20".
+PAPER_MOE_TABLE1: dict = {}

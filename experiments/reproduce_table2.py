@@ -22,9 +22,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from paper_numbers import PAPER_TABLE2, paper_dataset_key  # noqa: E402
 
-from mlora_tf.config import DataConfig, ModelConfig, RunConfig, TrainConfig, parse_options  # noqa: E402
+from mlora_tf.config import parse_options  # noqa: E402
 from mlora_tf.io import atomic_write_bytes  # noqa: E402
-from mlora_tf.reproduce import Cell, RunStore, fmt_p, fmt_pct, mean_std, paired_t_test, run_grid  # noqa: E402
+from mlora_tf.reproduce import (  # noqa: E402
+    Cell,
+    RunStore,
+    bar_chart,
+    by_seed,
+    cell_config,
+    fmt_p,
+    fmt_pct,
+    line_chart,
+    load_or_explain,
+    mean_std,
+    paired_t_test,
+    run_grid,
+    seed_comparison,
+)
 
 BACKBONES = ("mlp", "star", "wdl", "nfm", "autoint", "pnn", "dcn", "fibinet", "deepfm", "xdeepfm")
 ALPHA_BACKBONES = ("mlp", "fibinet", "deepfm")
@@ -74,12 +88,7 @@ def make_runner(dataset):
     from mlora_tf.run import train_run
 
     def run_cell(cell: Cell) -> dict:
-        config = RunConfig(
-            data=DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, domain_split=FLAGS.split, options=_options()),
-            model=ModelConfig(name=cell.model, adapter=cell.adapter, lora_reduce=cell.lora_reduce, as_shipped=cell.as_shipped),
-            train=TrainConfig(seed=cell.seed, max_epochs=FLAGS.max_epochs),
-        )
-        return train_run(config, dataset=dataset)
+        return train_run(cell_config(cell, FLAGS.dataset, FLAGS.data_dir, _options(), FLAGS.max_epochs), dataset=dataset)
 
     return run_cell
 
@@ -98,15 +107,13 @@ def table2_markdown(store: RunStore, models, tag: str, paper_key: str | None) ->
     ]
     base_means, mlora_means, footnotes = [], [], []
     for model in models:
-        base = sorted(store.select(model=model, adapter="none", lora_reduce=None), key=lambda r: r["cell"]["seed"])
-        mlora = sorted(store.select(model=model, adapter="mlora", lora_reduce=None), key=lambda r: r["cell"]["seed"])
+        base = store.select(model=model, adapter="none", lora_reduce=None)
+        mlora = store.select(model=model, adapter="mlora", lora_reduce=None)
         if not base and not mlora:
             continue
-        b_mean, b_std = mean_std([r["wauc"] for r in base])
-        m_mean, m_std = mean_std([r["wauc"] for r in mlora])
-        paired = {r["cell"]["seed"]: r["wauc"] for r in base}
-        pairs = [(paired[r["cell"]["seed"]], r["wauc"]) for r in mlora if r["cell"]["seed"] in paired]
-        _, p_seeds = paired_t_test([a for a, _ in pairs], [b for _, b in pairs])
+        (b_mean, b_std), (m_mean, m_std), p_seeds = seed_comparison(
+            store, dict(model=model, adapter="none", lora_reduce=None), dict(model=model, adapter="mlora", lora_reduce=None)
+        )
         share = (
             mlora[0]["params_adapter"] / base[0]["params_backbone"] if (mlora and base and base[0]["params_backbone"]) else float("nan")
         )
@@ -157,64 +164,32 @@ def alpha_markdown(store: RunStore, models, tag: str) -> str:
         "|---|---|" + "---|" * len(ALPHAS),
     ]
     for model in models:
-        base = mean_std([r["wauc"] for r in store.select(model=model, adapter="none")])
-        row = [fmt_pct(*mean_std([r["wauc"] for r in store.select(model=model, adapter="mlora", lora_reduce=float(a))])) for a in ALPHAS]
+        base = mean_std(by_seed(store, model=model, adapter="none").values())
+        row = [fmt_pct(*mean_std(by_seed(store, model=model, adapter="mlora", lora_reduce=float(a)).values())) for a in ALPHAS]
         lines.append(f"| {model} | {fmt_pct(*base)} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------- plots
 def plot_delta(store: RunStore, models, path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import io
-
-    import matplotlib.pyplot as plt
-
     names, deltas, errors = [], [], []
     for model in models:
-        base = {r["cell"]["seed"]: r["wauc"] for r in store.select(model=model, adapter="none", lora_reduce=None)}
-        diffs = [100 * (r["wauc"] - base[r["cell"]["seed"]]) for r in store.select(model=model, adapter="mlora", lora_reduce=None) if r["cell"]["seed"] in base]
+        base = by_seed(store, model=model, adapter="none", lora_reduce=None)
+        lora = by_seed(store, model=model, adapter="mlora", lora_reduce=None)
+        diffs = [100 * (lora[s] - base[s]) for s in sorted(set(base) & set(lora))]
         if diffs:
             names.append(model)
             deltas.append(sum(diffs) / len(diffs))
-            errors.append(mean_std(diffs)[1] if len(diffs) > 1 else 0.0)
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.bar(names, deltas, yerr=errors, color=["tab:green" if d >= 0 else "tab:red" for d in deltas], capsize=3)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_ylabel("WAUC delta (+MLoRA − Base), %")
-    ax.set_title(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+            errors.append(mean_std(diffs)[1])
+    bar_chart(path, names, deltas, errors, "WAUC delta (+MLoRA − Base), %", title)
 
 
 def plot_alpha(store: RunStore, models, path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import io
-
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for model in models:
-        means = [100 * mean_std([r["wauc"] for r in store.select(model=model, adapter="mlora", lora_reduce=float(a))])[0] for a in ALPHAS]
-        ax.plot(ALPHAS, means, marker="o", label=model)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ALPHAS, [str(a) for a in ALPHAS])
-    ax.set_xlabel("temperature α (lora_reduce)")
-    ax.set_ylabel("test WAUC, %")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    series = {
+        model: [100 * mean_std(by_seed(store, model=model, adapter="mlora", lora_reduce=float(a)).values())[0] for a in ALPHAS]
+        for model in models
+    }
+    line_chart(path, ALPHAS, series, "temperature α (lora_reduce)", "test WAUC, %", title, log2_x=True)
 
 
 def main(argv):
@@ -223,19 +198,8 @@ def main(argv):
     from mlora_tf.runtime import configure_threads
 
     configure_threads()
-    from mlora_tf.run import load_run_dataset
-
-    try:
-        dataset = load_run_dataset(
-            RunConfig(data=DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, domain_split=FLAGS.split, options=_options()))
-        )
-    except FileNotFoundError as e:
-        print(f"reproduce-table2: {e}", file=sys.stderr)
-        print(
-            "Without MovieLens files, run the same grid offline: `make reproduce-table2 DATASET=synthetic`, "
-            "or with MovieLens-100K: `make reproduce-table2 DATASET=ml-100k DATA_DIR=...`.",
-            file=sys.stderr,
-        )
+    dataset = load_or_explain("reproduce-table2", FLAGS.dataset, FLAGS.data_dir, FLAGS.split, _options())
+    if dataset is None:
         return 2
     unknown = [m for m in FLAGS.models if m not in BACKBONES]
     if unknown:

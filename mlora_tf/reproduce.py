@@ -205,3 +205,93 @@ def fmt_p(p: float) -> str:
     if p is None or math.isnan(p):
         return "—"
     return f"{p:.3g}"
+
+
+# ------------------------------------------------------------- driver helpers
+def load_or_explain(program: str, dataset: str, data_dir, split: str, options: dict):
+    """Load a grid's dataset; on missing raw files print how to run offline and return None."""
+    import sys
+
+    from mlora_tf.config import DataConfig, RunConfig
+    from mlora_tf.run import load_run_dataset
+
+    try:
+        return load_run_dataset(RunConfig(data=DataConfig(dataset=dataset, data_dir=data_dir, domain_split=split, options=options)))
+    except FileNotFoundError as e:
+        print(f"{program}: {e}", file=sys.stderr)
+        print(
+            f"Without MovieLens files, run the same grid offline: `make {program} DATASET=synthetic`, "
+            f"or with MovieLens-100K: `make {program} DATASET=ml-100k DATA_DIR=...`.",
+            file=sys.stderr,
+        )
+        return None
+
+
+def cell_config(cell: Cell, dataset: str, data_dir, options: dict, max_epochs: int, **train):
+    """The RunConfig of one grid cell."""
+    from mlora_tf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    return RunConfig(
+        data=DataConfig(dataset=dataset, data_dir=data_dir, domain_split=cell.split, options=dict(options)),
+        model=ModelConfig(
+            name=cell.model, adapter=cell.adapter, lora_reduce=cell.lora_reduce, as_shipped=cell.as_shipped,
+            experts_per_domain=cell.experts_per_domain or 1,
+        ),
+        train=TrainConfig(seed=cell.seed, max_epochs=max_epochs, **train),
+    )
+
+
+def by_seed(store: RunStore, **fields) -> dict:
+    """`{seed: wauc}` of the runs matching `fields`."""
+    return {r["cell"]["seed"]: r["wauc"] for r in store.select(**fields)}
+
+
+def seed_comparison(store: RunStore, reference: dict, candidate: dict):
+    """Mean ± std of two cells over seeds, their delta, and the paired p over shared seeds."""
+    a, b = by_seed(store, **reference), by_seed(store, **candidate)
+    seeds = sorted(set(a) & set(b))
+    _, p = paired_t_test([a[s] for s in seeds], [b[s] for s in seeds])
+    return mean_std(a.values()), mean_std(b.values()), p
+
+
+def save_png(path: str, draw) -> None:
+    """Draw with matplotlib (Agg) via `draw(ax)` and write the PNG atomically."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    draw(ax)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def bar_chart(path: str, names, values, errors, ylabel: str, title: str) -> None:
+    def draw(ax):
+        ax.bar(names, values, yerr=errors, color=["tab:green" if v >= 0 else "tab:red" for v in values], capsize=3)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+
+    save_png(path, draw)
+
+
+def line_chart(path: str, xs, series: dict, xlabel: str, ylabel: str, title: str, log2_x: bool = False) -> None:
+    def draw(ax):
+        for label, ys in series.items():
+            ax.plot(xs, ys, marker="o", label=label)
+        if log2_x:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(list(xs), [str(x) for x in xs])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize="small")
+
+    save_png(path, draw)

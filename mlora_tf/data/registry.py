@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from absl import logging
+
+from mlora_tf.data import amazon
 from mlora_tf.data import movielens
+from mlora_tf.data import prepared
 from mlora_tf.data import synthetic
 from mlora_tf.data.dataset import MultiDomainDataset
 from mlora_tf.data.split import DEFAULT_SEED
@@ -27,12 +31,20 @@ class DatasetSpec:
             **options)` and returns a `MultiDomainDataset`.
         options: names of the extra keyword options the loader accepts.
         description: one line for listings.
+        default_domain_split: the domain split used when none is given (None: the
+            loader ignores `domain_split`).
+        expected_stats: domain split -> the statistics the paper's Table 1 (or the
+            dataset's documentation) gives for the full data: `domains`, `users`,
+            `items`, `train`, `val`, `test` (any subset). `mlora-prepare` prints them
+            beside what it got.
     """
 
     name: str
     loader: Callable[..., MultiDomainDataset]
     options: frozenset[str]
     description: str
+    default_domain_split: str | None = None
+    expected_stats: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
 
 
 def _movielens_loader(variant: str) -> Callable[..., MultiDomainDataset]:
@@ -73,6 +85,14 @@ register_dataset(
         _movielens_loader("ml-1m"),
         frozenset({"fractions"}),
         "MovieLens-1M (users.dat, ratings.dat); label = rating == 5",
+        default_domain_split="gender",
+        # Paper Table 1 / datasets.md §2.6 (users, items = max id + 1).
+        expected_stats={
+            "gender": {"domains": 2, "users": 6041, "items": 3953,
+                       "train": 600125, "val": 200042, "test": 200042},
+            "age": {"domains": 7, "users": 6041, "items": 3953},
+            "occupation": {"domains": 21, "users": 6041, "items": 3953},
+        },
     )
 )
 register_dataset(
@@ -81,6 +101,28 @@ register_dataset(
         _movielens_loader("ml-100k"),
         frozenset({"fractions"}),
         "MovieLens-100K (u.user, u.data, u.occupation); label = rating == 5",
+        default_domain_split="gender",
+        # GroupLens README: 943 users, 1682 items (ids 1..n, so max id + 1).
+        expected_stats={
+            split: {"domains": d, "users": 944, "items": 1683}
+            for split, d in (("gender", 2), ("age", 7), ("occupation", 21))
+        },
+    )
+)
+def _amazon_loader(*, data_dir, domain_split, cache_dir, seed, **options) -> MultiDomainDataset:
+    return amazon.load_amazon(
+        data_dir=data_dir, domain_split=domain_split, cache_dir=cache_dir, seed=seed, **options
+    )
+
+
+register_dataset(
+    DatasetSpec(
+        "amazon",
+        _amazon_loader,
+        frozenset({"fractions"}),
+        "Amazon reviews, 5-core files per category (Amazon-6); negatives sampled per user",
+        default_domain_split=amazon.DEFAULT_DOMAIN_SPLIT,
+        expected_stats={"category_6": amazon.AMAZON6_TABLE1, "category_13": {"domains": 13}},
     )
 )
 register_dataset(
@@ -109,11 +151,29 @@ def get_spec(name: str) -> DatasetSpec:
     return spec
 
 
+def resolve_domain_split(spec: DatasetSpec, domain_split: str | None) -> str:
+    """The domain split a load uses.
+
+    None -> the dataset's default. `"gender"` is `DataConfig`'s default for every
+    dataset, so for a dataset without a gender split (Amazon, Taobao, CSV) it also
+    means "not given" and becomes the dataset's default (logged).
+    """
+    default = spec.default_domain_split
+    if domain_split is None:
+        return default or "default"
+    if domain_split == "gender" and default not in (None, "gender"):
+        logging.info(
+            "Dataset '%s' has no 'gender' domain split; using its default '%s'.", spec.name, default
+        )
+        return default
+    return domain_split
+
+
 def load_dataset(
     name: str,
     *,
     data_dir: str | os.PathLike | None = None,
-    domain_split: str = "gender",
+    domain_split: str | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
     seed: int = DEFAULT_SEED,
     **options,
@@ -125,10 +185,14 @@ def load_dataset(
             `"synthetic"`.
         data_dir: raw-data folder (MovieLens), or its parent holding
             `ml-1m/` (`ml_1m/`, `ml-100k/`). Default `$MLORA_TF_DATA_DIR` or
-            `./datasets`. Ignored by `"synthetic"`.
-        domain_split: MovieLens user attribute that defines the domains:
-            `"gender"` (default), `"age"` or `"occupation"`. Ignored by
-            `"synthetic"`.
+            `./datasets`. Ignored by `"synthetic"`. A folder written by
+            `mlora-prepare --out_dir` (it holds `prepared.json`) is read as it is,
+            without raw files; see `mlora_tf.data.prepared`.
+        domain_split: what defines the domains. MovieLens: `"gender"` (default),
+            `"age"` or `"occupation"`; Amazon: `"category_6"` (default) or
+            `"category_13"`; Taobao: `"theme_<N>"` (default `"theme_10"`) or
+            `"theme_<N>_time"`. None -> the dataset's default. Ignored by
+            `"synthetic"` and `"csv"`.
         cache_dir: folder of the prepared-split cache; None -> `$MLORA_TF_CACHE`
             or `~/.cache/mlora_tf`; False -> no caching. `"synthetic"` is never
             cached.
@@ -151,6 +215,27 @@ def load_dataset(
         raise ValueError(
             f"Unknown option(s) {unknown} for dataset '{name}'; valid options are "
             f"{sorted(spec.options)}. Received: {unknown}"
+        )
+    domain_split = resolve_domain_split(spec, domain_split)
+    if prepared.is_prepared_dir(data_dir):
+        folder = os.fspath(data_dir)
+
+        def rebuild(manifest: dict) -> MultiDomainDataset:
+            return spec.loader(
+                data_dir=manifest["raw_dir"],
+                domain_split=manifest.get("domain_split") or domain_split,
+                cache_dir=folder,
+                seed=int(manifest.get("seed", seed)),
+                **(manifest.get("options") or {}),
+            )
+
+        return prepared.load_prepared(
+            folder,
+            name,
+            domain_split=domain_split if spec.default_domain_split else None,
+            seed=seed,
+            options=options,
+            rebuild=rebuild,
         )
     return spec.loader(
         data_dir=data_dir, domain_split=domain_split, cache_dir=cache_dir, seed=seed, **options

@@ -9,10 +9,16 @@ keeps its state; the test split is scored with the best weights.
 Speed: a whole pass over one domain is one `tf.function` call: the shuffle, the batch
 slicing and every step run inside one graph loop over in-memory tensors, so no Python
 runs per batch.
+
+Distribution: with a `tf.distribute` strategy (`Trainer(..., strategy=...)`, see
+`mlora_tf.training.distribute`) a pass instead iterates a distributed `tf.data` pipeline
+of the same shuffled, domain-homogeneous global batches and runs each step on every
+replica with `strategy.run`; the default path is untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -28,6 +34,7 @@ from tensorflow.core.framework import summary_pb2
 from mlora_tf.config import TrainConfig
 from mlora_tf.io import atomic_write_bytes, atomic_write_json
 from mlora_tf.models.builder import FEATURES, count_params, dense_stack_of, variable_groups
+from mlora_tf.training.distribute import is_default_strategy, per_replica_batch_size
 from mlora_tf.training.optimizers import FusedAdam
 from mlora_tf.training.metrics import AUC_FUNCTIONS, domain_metrics, plain_mean
 from mlora_tf.training.phases import GROUPS, Phase
@@ -135,9 +142,19 @@ class Trainer:
         dataset: a `MultiDomainDataset` (canonical splits in memory).
         config: `TrainConfig`.
         tensorboard_dir: optional folder for TensorBoard scalars.
+        strategy: optional `tf.distribute.Strategy`; `model` must have been built under
+            its `scope()`. `config.batch_size` is the global batch (divided evenly
+            among the replicas). None or the default strategy: one device.
     """
 
-    def __init__(self, model: keras.Model, dataset, config: TrainConfig, tensorboard_dir: str | None = None):
+    def __init__(
+        self,
+        model: keras.Model,
+        dataset,
+        config: TrainConfig,
+        tensorboard_dir: str | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
         self.model = model
         self.dataset = dataset
         self.config = config
@@ -155,6 +172,19 @@ class Trainer:
         self._epoch_counter = 0
         self._carried = None  # (metric, weights) carried across phases with `carry_best`
         self._shared_optimizer = None
+        self.strategy = None if is_default_strategy(strategy) else strategy
+        if self.strategy is not None:
+            per_replica_batch_size(config.batch_size, self.strategy)
+            if not all(self.strategy.extended.variable_created_in_scope(v.value) for v in self.weight_variables):
+                raise ValueError(
+                    f"The model's variables were not created under the strategy {type(self.strategy).__name__}: "
+                    "build the model inside `with strategy.scope():`."
+                )
+            self._decorrelate_dropout()
+
+    def _scope(self):
+        """The strategy's scope (a no-op context on one device)."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     # ----------------------------------------------------------------- data
     def _domain_tensors(self, split: str, domain: int | None):
@@ -189,20 +219,27 @@ class Trainer:
                 for layer in stack.adapter_layers
                 for variable, mask in zip(layer.weights, layer.slot_masks(phase.train_slot))
             ]
-        if self.config.share_optimizer:
-            # The fork's single Adam: one optimizer (moments, step count) for every phase.
-            self.optimizer = self._ensure_shared_optimizer()
+        with self._scope():
+            if self.config.share_optimizer:
+                # The fork's single Adam: one optimizer (moments, step count) for every phase.
+                self.optimizer = self._ensure_shared_optimizer()
+            else:
+                self.optimizer = FusedAdam(learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon)
+                self.optimizer.build(self.train_variables)
+        if self.strategy is None:
+            self._train_pass = self._make_train_pass()
         else:
-            self.optimizer = FusedAdam(learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon)
-            self.optimizer.build(self.train_variables)
-        self._train_pass = self._make_train_pass()
+            self._train_pass = self._make_distributed_train_pass()
         self._predict = self._make_predict()
 
     def _ensure_shared_optimizer(self):
         """The optimizer shared by all phases (`share_optimizer`), created once."""
         if self._shared_optimizer is None:
-            self._shared_optimizer = FusedAdam(learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon)
-            self._shared_optimizer.build([v for g in GROUPS for v in self.groups[g]])
+            with self._scope():
+                self._shared_optimizer = FusedAdam(
+                    learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon
+                )
+                self._shared_optimizer.build([v for g in GROUPS for v in self.groups[g]])
         return self._shared_optimizer
 
     def _make_train_pass(self):
@@ -242,6 +279,92 @@ class Trainer:
             return loss_sum, steps
 
         return train_pass
+
+    def _make_distributed_train_pass(self):
+        """The training pass under `self.strategy`: same batches, data-parallel steps.
+
+        The rows of a pass are permuted exactly as the one-device pass permutes them
+        (same op, same seed), cut into global batches of `batch_size` (one domain, the
+        last one shorter), and fed through `strategy.experimental_distribute_dataset`,
+        which gives each replica its share of every global batch (on several workers,
+        each worker's share: all hold the same rows and draw the same permutation). Each
+        replica's loss is its sum of per-row BCE over the rows of the *global* batch, so
+        the gradients the optimizer sums over replicas (Keras' `apply` all-reduces them
+        in replica context) are those of the global-batch mean; regularisation is added
+        as `1 / num_replicas` per replica, so once in total.
+        """
+        strategy, model, optimizer, variables = self.strategy, self.model, self.optimizer, self.train_variables
+        batch_size = self.config.batch_size
+        replicas = strategy.num_replicas_in_sync
+        l2 = [_l2_factor(v) for v in variables]
+        others = [v for v, f in zip(variables, l2) if f is None and v.regularizer is not None]
+        with strategy.scope():
+            # Sync-on-read: each replica adds its share locally; reading sums them.
+            loss_total = keras.metrics.Sum(name="train_loss_total")
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+
+        def replica_step(uid, pid, domain, label, global_rows):
+            with tf.GradientTape() as tape:
+                logit = model({"uid": uid, "pid": pid, "domain": domain}, training=True)["logit"]
+                per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit)
+                loss = tf.nn.compute_average_loss(per_row, global_batch_size=global_rows)
+                total = loss + tf.add_n([v.regularizer(v) for v in others]) / replicas if others else loss
+            gradients = tape.gradient(total, variables)
+            gradients = [
+                g if f is None else tf.convert_to_tensor(g) + (2.0 * f / replicas) * v.value
+                for g, v, f in zip(gradients, variables, l2)
+            ]
+            optimizer.apply(gradients, variables)
+            loss_total.update_state(loss)
+
+        @tf.function(input_signature=[_ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC])
+        def shuffled_order(uid, pid, domain, label):
+            # The very ops that open the one-device pass, in the same order and with the
+            # same signature: under a global seed the shuffle gets the same op seed, so
+            # both paths draw the same permutations.
+            n = tf.shape(label)[0]
+            return tf.random.shuffle(tf.range(n))
+
+        @tf.function
+        def run_batches(batches, n):
+            loss_total.reset_state()
+            steps = tf.constant(0)
+            for batch in batches:
+                global_rows = tf.minimum(batch_size, n - steps * batch_size)
+                strategy.run(replica_step, args=(*batch, global_rows))
+                steps += 1
+            return loss_total.result(), steps
+
+        def train_pass(uid, pid, domain, label):
+            with tf.device("/cpu:0"):
+                order = shuffled_order(uid, pid, domain, label)
+                rows = tuple(tf.gather(t, order) for t in (uid, pid, domain, label))
+            batches = tf.data.Dataset.from_tensor_slices(rows).batch(batch_size).with_options(options)
+            return run_batches(strategy.experimental_distribute_dataset(batches), tf.shape(label)[0])
+
+        return train_pass
+
+    def _decorrelate_dropout(self):
+        """Give every replica its own dropout masks.
+
+        Each replica holds its own copy of every `SeedGenerator` state; equal copies would
+        draw equal masks on every replica's share of a batch. Replica r adds
+        `r * 1_000_003` to the seed half of its copies, so replica 0 draws what one
+        device draws. The states are not part of `weight_variables` (never restored).
+        """
+        replicas = self.strategy.num_replicas_in_sync
+        states = [v for v in self.model.variables if v.name == "seed_generator_state"]
+        if replicas == 1 or not states:
+            return
+
+        def offset():
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            for state in states:
+                shift = tf.stack([tf.cast(replica, state.dtype) * 1_000_003, tf.zeros([], state.dtype)])
+                state.assign(state.value + shift)
+
+        tf.function(lambda: self.strategy.run(offset))()
 
     def _make_predict(self):
         model = self.model

@@ -1,0 +1,221 @@
+"""`mlora-prepare`: raw files -> the canonical per-domain train/val/test splits in OUT_DIR.
+
+The prepared folder holds the cache file the loader writes (`<loader>-<split>-<key>.npz`,
+plus `<...>.extras.npz` for Taobao embeddings or extra CSV columns) and `prepared.json`.
+Train from it with `mlora-train --dataset=NAME --data_dir=OUT_DIR` (no raw files needed),
+or keep the raw files and pass `--data_dir=RAW --cache_dir=OUT_DIR`.
+
+Examples:
+  mlora-prepare --dataset=ml-1m --raw_dir=datasets/ml-1m --out_dir=prepared/ml-1m-gender
+  mlora-prepare --dataset=amazon --raw_dir=raw/amazon --out_dir=prepared/amazon6
+  mlora-prepare --dataset=taobao --domains=20 --raw_dir=raw/taobao --out_dir=prepared/taobao20
+  mlora-prepare --dataset=taobao --domains=10 --time_split --raw_dir=raw/taobao --out_dir=prepared/t10t
+  mlora-prepare --dataset=csv --path=clicks.csv --domain_column=site --label_column=click \\
+      --features=user,item --numeric_features=price --out_dir=prepared/clicks
+
+It prints the statistics it got beside the expected ones (paper Table 1 /
+datasets.md) and shows progress on long steps.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+
+from mlora_tf.config import parse_options
+from mlora_tf.runtime import configure_threads
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("dataset", None, "Dataset to prepare: ml-1m, ml-100k, amazon, taobao, csv.")
+flags.DEFINE_string("raw_dir", None, "Folder with the raw files (not used by --dataset=csv, which takes --path).")
+flags.DEFINE_string("out_dir", None, "Folder to write the prepared splits into (created).")
+flags.DEFINE_string("domain_split", None, "Domain split: MovieLens gender|age|occupation; Amazon category_6|category_13; Taobao theme_N[_time].")
+flags.DEFINE_integer("domains", None, "Taobao: number of themes (10, 20, 30, ...): the first N themes of the click log.")
+flags.DEFINE_boolean("time_split", False, "Taobao: the time-based variant (train = the earliest 60 %% of each theme's positives).")
+flags.DEFINE_integer("seed", 123, "Seed of the split, of the negative sampling and of the rho draws (123 as the original).")
+flags.DEFINE_list("fractions", None, "train,val,test fractions (default 0.6,0.2,0.2).")
+flags.DEFINE_list("data_options", None, "Other loader options as key=value.")
+# Generic CSV / parquet.
+flags.DEFINE_string("path", None, "csv: the .csv or .parquet file.")
+flags.DEFINE_string("domain_column", None, "csv: the column that defines the domains (any type).")
+flags.DEFINE_string("label_column", None, "csv: the 0/1 label column.")
+flags.DEFINE_list("features", None, "csv: categorical id columns; the first two become uid and pid.")
+flags.DEFINE_list("numeric_features", None, "csv: numeric columns, bucketised into quantile buckets.")
+flags.DEFINE_integer("n_buckets", None, "csv: quantile buckets per numeric column (default 10).")
+flags.DEFINE_string("split_column", None, "csv: a column with values train/val/test that gives the split.")
+flags.DEFINE_string("delimiter", None, "csv: field delimiter (default ',').")
+
+
+class TextProgress:
+    """A one-line textual progress bar on stderr (10 %-step lines when not a terminal)."""
+
+    def __init__(self, stream=None, width: int = 30):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last: dict[str, int] = {}
+        self._start: dict[str, float] = {}
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        total = max(int(total), 1)
+        done = min(int(done), total)
+        if done == 0 or label not in self._start:
+            self._start[label] = time.time()
+            self._last[label] = -1
+        percent = (100 * done) // total
+        step = percent if self.tty else (percent // 10) * 10
+        if step == self._last[label]:
+            return
+        self._last[label] = step
+        filled = (self.width * done) // total
+        bar = "#" * filled + "." * (self.width - filled)
+        text = f"{label} [{bar}] {percent:3d}% {done:,}/{total:,} {time.time() - self._start[label]:.1f}s"
+        if self.tty:
+            self.stream.write("\r" + text + ("\n" if done >= total else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _request() -> tuple[str, str | None, dict]:
+    """(dataset, domain_split, options) from the flags."""
+    name = FLAGS.dataset
+    if not name:
+        raise ValueError("--dataset is required (ml-1m, ml-100k, amazon, taobao, csv). Received: nothing")
+    options = parse_options(FLAGS.data_options)
+    domain_split = FLAGS.domain_split
+    if FLAGS.domains is not None or FLAGS.time_split:
+        if name != "taobao":
+            raise ValueError(
+                f"--domains and --time_split apply to --dataset=taobao only. Received: --dataset={name}"
+            )
+        if domain_split is not None:
+            raise ValueError("Give either --domain_split or --domains/--time_split, not both. "
+                             f"Received: --domain_split={domain_split}")
+        domain_split = f"theme_{FLAGS.domains if FLAGS.domains is not None else 10}"
+        if FLAGS.time_split:
+            domain_split += "_time"
+    if FLAGS.fractions is not None:
+        try:
+            options["fractions"] = tuple(float(f) for f in FLAGS.fractions)
+        except ValueError:
+            raise ValueError(f"--fractions must be three numbers. Received: {FLAGS.fractions}") from None
+    csv_flags = {
+        "path": FLAGS.path, "domain_column": FLAGS.domain_column, "label_column": FLAGS.label_column,
+        "features": FLAGS.features, "numeric_features": FLAGS.numeric_features,
+        "n_buckets": FLAGS.n_buckets, "split_column": FLAGS.split_column, "delimiter": FLAGS.delimiter,
+    }
+    given = {k: v for k, v in csv_flags.items() if v is not None}
+    if given and name != "csv":
+        raise ValueError(f"--{sorted(given)[0]} applies to --dataset=csv only. Received: --dataset={name}")
+    if name == "csv":
+        if given.get("path"):
+            given["path"] = os.path.abspath(given["path"])
+        for key in ("features", "numeric_features"):
+            if key in given:
+                given[key] = [c.strip() for c in given[key] if c.strip()]
+        options.update(given)
+    return name, domain_split, options
+
+
+def format_statistics(stats: dict, expected: dict | None) -> str:
+    """The got-vs-expected table `mlora-prepare` prints."""
+    rows = ["domains", "users", "items", "train", "val", "test", "total"]
+    expected = dict(expected or {})
+    if expected and all(k in expected for k in ("train", "val", "test")):
+        expected["total"] = expected["train"] + expected["val"] + expected["test"]
+    lines = [f"{'':<12}{'got':>18}{'expected':>18}", "-" * 48]
+    for key in rows:
+        want = expected.get(key)
+        lines.append(f"{key:<12}{stats[key]:>18,}{(f'{want:,}' if want is not None else 'n/a'):>18}")
+    got_shares = "/".join(f"{100 * stats['shares'][s]:.1f}" for s in ("train", "val", "test"))
+    want_shares = "n/a"
+    if expected.get("total"):
+        want_shares = "/".join(f"{100 * expected[s] / expected['total']:.1f}" for s in ("train", "val", "test"))
+    lines.append(f"{'split %':<12}{got_shares:>18}{want_shares:>18}")
+    if stats.get("positive_rate") is not None:
+        lines.append(f"{'pos. rate':<12}{stats['positive_rate']:>18.3f}")
+    return "\n".join(lines)
+
+
+def prepare(name: str, domain_split: str | None, options: dict, raw_dir: str | None, out_dir: str,
+            seed: int = 123):
+    """Loads `name` with the cache in `out_dir` and writes the manifest.
+
+    Returns:
+        `(dataset, statistics, expected, manifest_path)`.
+    """
+    from mlora_tf.data import prepared
+    from mlora_tf.data.registry import get_spec, load_dataset, resolve_domain_split
+
+    spec = get_spec(name)
+    if name == "synthetic":
+        raise ValueError("'synthetic' is generated in memory in well under a second; there is nothing "
+                         "to prepare. Received: --dataset=synthetic")
+    if name != "csv" and not raw_dir:
+        raise ValueError(f"--raw_dir is required for --dataset={name}. Received: nothing")
+    if raw_dir and not os.path.isdir(raw_dir):
+        raise FileNotFoundError(f"Raw folder not found: {raw_dir}. Received: --raw_dir={raw_dir}")
+    if prepared.is_prepared_dir(raw_dir):
+        raise ValueError(f"{raw_dir} is a prepared folder, not raw files. Received: --raw_dir={raw_dir}")
+    os.makedirs(out_dir, exist_ok=True)
+    split = resolve_domain_split(spec, domain_split)
+    start = time.time()
+    dataset = load_dataset(name, data_dir=raw_dir, domain_split=split, cache_dir=out_dir, seed=seed, **options)
+    logging.info("%s prepared in %.1fs (cache %s)", dataset.name, time.time() - start, dataset.info.get("cache_status"))
+    if not dataset.info.get("cache_file") or not os.path.isfile(dataset.info["cache_file"]):
+        raise OSError(f"Could not write the prepared file into {out_dir} (see the warning above). "
+                      f"Received: --out_dir={out_dir}")
+    expected = spec.expected_stats.get(split)
+    request = {
+        "dataset": name, "domain_split": split if spec.default_domain_split else None, "seed": seed,
+        "options": options, "raw_dir": os.path.abspath(raw_dir) if raw_dir else (
+            os.path.dirname(options["path"]) if options.get("path") else None),
+    }
+    manifest = prepared.write_manifest(out_dir, dataset, request=request, expected=expected)
+    return dataset, prepared.dataset_statistics(dataset), expected, manifest
+
+
+def main(argv):
+    del argv
+    configure_threads()
+    from mlora_tf.data import prepared
+
+    previous = prepared.set_progress_reporter(TextProgress())
+    try:
+        name, domain_split, options = _request()
+        if not FLAGS.out_dir:
+            raise ValueError("--out_dir is required. Received: nothing")
+        dataset, stats, expected, manifest = prepare(
+            name, domain_split, options, FLAGS.raw_dir, FLAGS.out_dir, seed=FLAGS.seed
+        )
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"mlora-prepare: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        prepared.set_progress_reporter(previous)
+    print(dataset.summary())
+    print()
+    print(f"Statistics of {dataset.name} (expected: {'paper Table 1 / datasets.md' if expected else 'none known'}):")
+    print(format_statistics(stats, expected))
+    domain_map = dataset.info.get("domain_map")
+    if domain_map:
+        print("Domain map (value -> id): " + ", ".join(f"{k} -> {v}" for k, v in domain_map.items()))
+    for note in dataset.info.get("notes", []):
+        print(f"note: {note}")
+    print(f"prepared: {manifest}")
+    print(f"train with: mlora-train --dataset={name} --data_dir={FLAGS.out_dir}")
+    return 0
+
+
+def run():
+    logging.set_verbosity(logging.INFO)
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

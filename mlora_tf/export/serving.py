@@ -1,0 +1,218 @@
+"""A run as a TF Serving SavedModel: raw ids in, probabilities out.
+
+`export_run(run_dir, export_dir)` writes a SavedModel whose `serving_default` signature
+takes the raw ids of every feature the model was trained on (`uid`, `pid`, `domain`:
+int64, shape `[None]`) and returns `probability` and `logit` (float32, `[None]`).
+
+Inside the graph, before the Keras model:
+
+* every id feature goes through a `tf.lookup.StaticHashTable` from the ids seen in
+  training to themselves; any other id (unseen in training, outside the vocabulary,
+  negative) maps to the feature's OOV row, index `vocab_size`, an extra row appended
+  to each of the feature's tables (embedding and wide weight) that holds the mean of
+  the training ids' rows (`mlora_tf.export.vocab`);
+* a domain id outside `[0, n_domains)` fails the request with an `InvalidArgumentError`
+  whose message names the valid range and the domains;
+* inputs of different lengths fail the request the same way.
+
+Batches may mix domains: every row is routed by its own domain id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from mlora_tf import __version__
+from mlora_tf.export.run_folder import RunFolder
+from mlora_tf.export.vocab import DOMAIN, Vocabulary
+from mlora_tf.export.weights import _input_name, with_oov_rows
+from mlora_tf.io import atomic_write_json
+
+SIGNATURE_KEY = "serving_default"
+METADATA_FILE = os.path.join("assets.extra", "mlora_tf.json")
+OUTPUTS = ("probability", "logit")
+
+
+class ServingModule(tf.Module):
+    """The serving graph: id lookups, domain check, then the Keras model.
+
+    Call `serve(**ids)` (a `tf.function` with a fixed input signature) or save the
+    module with `signatures={"serving_default": module.serve}`.
+
+    Input shape:
+        one int64 tensor of shape `(batch_size,)` per feature, by name.
+    Output shape:
+        `{"probability": (batch_size,), "logit": (batch_size,)}`, float32.
+
+    Args:
+        model: the trained model *with* OOV rows (`weights.with_oov_rows`): id tables of
+            `vocab_size + 1` rows.
+        vocabulary: the run's `Vocabulary`.
+    """
+
+    def __init__(self, model: keras.Model, vocabulary: Vocabulary, name: str = "mlora_serving"):
+        super().__init__(name=name)
+        inputs = [_input_name(t) for t in model.inputs]
+        missing = [f for f in inputs if f not in vocabulary.vocab_sizes]
+        if missing:
+            raise ValueError(f"No vocabulary for model inputs {missing}. Received: {vocabulary.features}")
+        if DOMAIN not in inputs:
+            raise ValueError(f"The model has no `domain` input. Received inputs: {inputs}")
+        self.model = model
+        self.features = [f for f in vocabulary.features if f in inputs]
+        self.n_domains = vocabulary.n_domains
+        self.domain_names = list(vocabulary.domain_names)
+        self.lookups = {}
+        for f in self.features:
+            if f == DOMAIN:
+                continue
+            keys = tf.constant(vocabulary.train_ids[f], dtype=tf.int64)
+            self.lookups[f] = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(keys, keys),
+                default_value=tf.constant(vocabulary.oov_index(f), tf.int64),
+                name=f"{f}_lookup",
+            )
+        self.serve = tf.function(
+            self._serve, input_signature=[tf.TensorSpec([None], tf.int64, name=f) for f in self.features]
+        )
+
+    def _serve(self, *ids):
+        ids = dict(zip(self.features, ids))
+        domain = ids[DOMAIN]
+        valid = tf.logical_and(domain >= 0, domain < self.n_domains)
+        shown = ", ".join(f"{i} {n}" for i, n in enumerate(self.domain_names[:20]))
+        checks = [
+            tf.debugging.Assert(
+                tf.reduce_all(valid),
+                [f"`domain` ids must be in [0, {self.n_domains}) ({shown}). Received out-of-range ids:",
+                 tf.boolean_mask(domain, tf.logical_not(valid))],
+                summarize=10,
+                name="domain_in_range",
+            )
+        ]
+        for f, x in ids.items():
+            if f != DOMAIN:
+                checks.append(
+                    tf.debugging.assert_equal(
+                        tf.size(x), tf.size(domain), message=f"`{f}` and `domain` must have the same length.",
+                        name=f"{f}_length",
+                    )
+                )
+        with tf.control_dependencies(checks):
+            mapped = {f: (self.lookups[f].lookup(x) if f in self.lookups else tf.identity(x)) for f, x in ids.items()}
+            out = self.model(mapped, training=False)
+        return {k: tf.identity(tf.reshape(out[k], [-1]), name=k) for k in OUTPUTS}
+
+    def predict(self, **ids) -> dict:
+        """Numpy convenience: `predict(uid=[...], pid=[...], domain=[...])`."""
+        out = self.serve(**{f: tf.constant(np.asarray(ids[f], dtype=np.int64)) for f in self.features})
+        return {k: v.numpy() for k, v in out.items()}
+
+
+def serving_module(run: RunFolder | str) -> ServingModule:
+    """The `ServingModule` of a run folder (in memory; `export_run` saves it)."""
+    if isinstance(run, str):
+        run = RunFolder.open(run)
+    model = with_oov_rows(run.load_model(), run.config.model, run.vocabulary)
+    return ServingModule(model, run.vocabulary)
+
+
+def export_run(run_dir: str, export_dir: str, overwrite: bool = False) -> str:
+    """Write the run in `run_dir` as a TF Serving SavedModel in `export_dir`.
+
+    `export_dir` is the version folder TF Serving loads (`.../MODEL_NAME/1`). It is
+    written next to its final place and renamed into it, so a server watching the
+    parent folder never sees a half-written version. It also holds
+    `assets.extra/mlora_tf.json` (features, domains, OOV rows, the run's config).
+
+    Args:
+        run_dir: a run folder (`result.json`, `model.keras`, `vocab.npz`).
+        export_dir: the SavedModel folder to create.
+        overwrite: replace an existing `export_dir` (otherwise an error).
+
+    Returns:
+        `export_dir`.
+
+    Raises:
+        FileExistsError: `export_dir` exists and `overwrite` is false.
+    """
+    if os.path.exists(export_dir) and not overwrite:
+        raise FileExistsError(f"{export_dir} exists; choose another version folder or pass overwrite (--overwrite).")
+    run = RunFolder.open(run_dir)
+    module = serving_module(run)
+    export_dir = os.path.abspath(export_dir)
+    parent = os.path.dirname(export_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(export_dir)}.", suffix=".tmp")
+    try:
+        # mkdtemp makes a private (0700) folder; a server running as another user
+        # (the tensorflow/serving container) must be able to read the version folder.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        tf.saved_model.save(module, tmp, signatures={SIGNATURE_KEY: module.serve.get_concrete_function()})
+        vocabulary = run.vocabulary
+        atomic_write_json(
+            os.path.join(tmp, METADATA_FILE),
+            {
+                "format": "mlora_tf.export",
+                "version": __version__,
+                "source_run": os.path.abspath(run_dir),
+                "signature": SIGNATURE_KEY,
+                "features": module.features,
+                "outputs": list(OUTPUTS),
+                "n_domains": vocabulary.n_domains,
+                "domain_names": vocabulary.domain_names,
+                "vocab_sizes": vocabulary.vocab_sizes,
+                "oov_index": {f: vocabulary.oov_index(f) for f in module.lookups},
+                "oov_rule": "ids not seen in training -> row vocab_size = mean of the training ids' rows",
+                "config": run.config.to_dict(),
+            },
+        )
+        if os.path.exists(export_dir):
+            old = tmp + ".old"
+            os.replace(export_dir, old)
+            os.replace(tmp, export_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, export_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logging.info("Exported %s to %s (signature %r, features %s)", run_dir, export_dir, SIGNATURE_KEY, module.features)
+    return export_dir
+
+
+def is_export(path: str) -> bool:
+    return os.path.exists(os.path.join(path, "saved_model.pb"))
+
+
+def read_export_metadata(export_dir: str) -> dict:
+    """`assets.extra/mlora_tf.json` of an export (features, domains, the run config)."""
+    path = os.path.join(export_dir, METADATA_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: {export_dir} was not written by mlora-export.")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_export(export_dir: str):
+    """The `serving_default` signature of an export and its metadata.
+
+    Returns:
+        `(signature, metadata)`: call `signature(uid=..., pid=..., domain=...)` with
+        int64 tensors; it returns `{"probability", "logit"}`.
+    """
+    metadata = read_export_metadata(export_dir)
+    loaded = tf.saved_model.load(export_dir)
+    signature = loaded.signatures[SIGNATURE_KEY]
+    signature._loaded = loaded  # keep the tables and variables alive with the function
+    return signature, metadata
