@@ -28,26 +28,28 @@ from absl import app, flags, logging
 from mlora_tf.config import parse_options
 from mlora_tf.runtime import configure_threads
 
-FLAGS = flags.FLAGS
+# Own flag set, so that this program and `mlora-train` can share a process (tests) even
+# though both define --dataset, --seed, ...; absl's own flags stay on `flags.FLAGS`.
+FLAGS = flags.FlagValues()
 
-flags.DEFINE_string("dataset", None, "Dataset to prepare: ml-1m, ml-100k, amazon, taobao, csv.")
-flags.DEFINE_string("raw_dir", None, "Folder with the raw files (not used by --dataset=csv, which takes --path).")
-flags.DEFINE_string("out_dir", None, "Folder to write the prepared splits into (created).")
-flags.DEFINE_string("domain_split", None, "Domain split: MovieLens gender|age|occupation; Amazon category_6|category_13; Taobao theme_N[_time].")
-flags.DEFINE_integer("domains", None, "Taobao: number of themes (10, 20, 30, ...): the first N themes of the click log.")
-flags.DEFINE_boolean("time_split", False, "Taobao: the time-based variant (train = the earliest 60 %% of each theme's positives).")
-flags.DEFINE_integer("seed", 123, "Seed of the split, of the negative sampling and of the rho draws (123 as the original).")
-flags.DEFINE_list("fractions", None, "train,val,test fractions (default 0.6,0.2,0.2).")
-flags.DEFINE_list("data_options", None, "Other loader options as key=value.")
+flags.DEFINE_string("dataset", None, "Dataset to prepare: ml-1m, ml-100k, amazon, taobao, csv.", flag_values=FLAGS)
+flags.DEFINE_string("raw_dir", None, "Folder with the raw files (not used by --dataset=csv, which takes --path).", flag_values=FLAGS)
+flags.DEFINE_string("out_dir", None, "Folder to write the prepared splits into (created).", flag_values=FLAGS)
+flags.DEFINE_string("domain_split", None, "Domain split: MovieLens gender|age|occupation; Amazon category_6|category_13; Taobao theme_N[_time].", flag_values=FLAGS)
+flags.DEFINE_integer("domains", None, "Taobao: number of themes (10, 20, 30, ...): the first N themes of the click log.", flag_values=FLAGS)
+flags.DEFINE_boolean("time_split", False, "Taobao: the time-based variant (train = the earliest 60 percent of each theme's positives).", flag_values=FLAGS)
+flags.DEFINE_integer("seed", 123, "Seed of the split, of the negative sampling and of the rho draws (123 as the original).", flag_values=FLAGS)
+flags.DEFINE_list("fractions", None, "train,val,test fractions (default 0.6,0.2,0.2).", flag_values=FLAGS)
+flags.DEFINE_list("data_options", None, "Other loader options as key=value.", flag_values=FLAGS)
 # Generic CSV / parquet.
-flags.DEFINE_string("path", None, "csv: the .csv or .parquet file.")
-flags.DEFINE_string("domain_column", None, "csv: the column that defines the domains (any type).")
-flags.DEFINE_string("label_column", None, "csv: the 0/1 label column.")
-flags.DEFINE_list("features", None, "csv: categorical id columns; the first two become uid and pid.")
-flags.DEFINE_list("numeric_features", None, "csv: numeric columns, bucketised into quantile buckets.")
-flags.DEFINE_integer("n_buckets", None, "csv: quantile buckets per numeric column (default 10).")
-flags.DEFINE_string("split_column", None, "csv: a column with values train/val/test that gives the split.")
-flags.DEFINE_string("delimiter", None, "csv: field delimiter (default ',').")
+flags.DEFINE_string("path", None, "csv: the .csv or .parquet file.", flag_values=FLAGS)
+flags.DEFINE_string("domain_column", None, "csv: the column that defines the domains (any type).", flag_values=FLAGS)
+flags.DEFINE_string("label_column", None, "csv: the 0/1 label column.", flag_values=FLAGS)
+flags.DEFINE_list("features", None, "csv: categorical id columns; the first two become uid and pid.", flag_values=FLAGS)
+flags.DEFINE_list("numeric_features", None, "csv: numeric columns, bucketised into quantile buckets.", flag_values=FLAGS)
+flags.DEFINE_integer("n_buckets", None, "csv: quantile buckets per numeric column (default 10).", flag_values=FLAGS)
+flags.DEFINE_string("split_column", None, "csv: a column with values train/val/test that gives the split.", flag_values=FLAGS)
+flags.DEFINE_string("delimiter", None, "csv: field delimiter (default ',').", flag_values=FLAGS)
 
 
 class TextProgress:
@@ -212,9 +214,25 @@ def main(argv):
     return 0
 
 
+def parse_argv(argv: list[str], program: str, flag_values: flags.FlagValues, doc: str) -> list[str]:
+    """Parses this program's flags, then absl's own (logging) flags; a bad flag exits 2.
+
+    `--help` prints this program's flags and exits 0.
+    """
+    if any(a in ("--help", "-h", "--helpfull", "-?") for a in argv[1:]):
+        print(doc.strip() + "\n\nFlags:\n" + flag_values.get_help(include_special_flags=False))
+        sys.exit(0)
+    try:
+        rest = flag_values(argv, known_only=True)
+        return flags.FLAGS(rest)
+    except flags.Error as e:
+        print(f"{program}: error: {e} (see {program} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def run():
     logging.set_verbosity(logging.INFO)
-    app.run(main)
+    app.run(main, flags_parser=lambda argv: parse_argv(argv, "mlora-prepare", FLAGS, __doc__))
 
 
 if __name__ == "__main__":

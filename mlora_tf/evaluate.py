@@ -1,0 +1,283 @@
+"""Score a trained run (or an export) on a split or a file: `mlora-evaluate`.
+
+Metrics per domain: exact AUC, the original's 500-threshold AUC, logloss, and
+calibration (mean predicted probability, observed CTR, and their ratio); aggregated:
+WAUC (AUCs weighted by domain size), mean AUC, logloss over all rows, overall
+calibration. The AUC and logloss numbers are `mlora_tf.training.metrics.domain_metrics`,
+the trainer's own, computed on the same domain-homogeneous prediction batches, so a run
+scored on its test split gives the numbers of its `result.json`.
+
+What scores:
+
+* a run folder (`model.keras`): the Keras model as trained; raw ids are table rows, so
+  every id must lie in the run's vocabulary (`serving_lookup=True` maps them as an
+  export does instead);
+* a run folder with `serving_lookup=True`, or an export folder (`saved_model.pb`):
+  the serving graph: ids never seen in training go to the OOV row (the mean of the
+  training ids' rows).
+
+Data: a split of the run's own dataset (re-loaded from its config), or a CSV / parquet
+file with columns `uid, pid, domain, label` (other columns are ignored).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from mlora_tf.config import RunConfig
+from mlora_tf.data.dataset import SPLITS
+from mlora_tf.export.run_folder import RunFolder
+from mlora_tf.export.serving import is_export, load_export, serving_module
+from mlora_tf.training.metrics import domain_metrics
+
+FEATURES = ("uid", "pid", "domain")
+LABEL = "label"
+COLUMNS = FEATURES + (LABEL,)
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".tsv")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+# ------------------------------------------------------------------- files
+def read_interactions(path: str, required=COLUMNS, optional=()) -> dict:
+    """Read a canonical interaction file (CSV or parquet) into numpy columns.
+
+    Args:
+        path: `.csv` (also `.tsv`, compressed `.csv.gz` ...) or `.parquet` / `.pq`.
+        required: columns that must be present.
+        optional: columns read when present.
+
+    Returns:
+        `{column: array}`: int64 ids, float32 `label` (0.0 / 1.0).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: naming the file and the missing column, or the column, row and
+            value of the first bad entry (empty, not an integer, a label not 0/1).
+    """
+    import pandas as pd
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No data file {path}.")
+    lower = path.lower()
+    if lower.endswith(PARQUET_SUFFIXES):
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError as e:
+            raise ValueError(f"Reading {path} needs a parquet engine: pip install pyarrow ({e}).") from None
+        first_row = 0  # parquet rows count from 0
+    elif lower.endswith(CSV_SUFFIXES):
+        try:
+            frame = pd.read_csv(path, sep="\t" if lower.endswith(".tsv") else ",")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not a readable CSV file: {e}") from None
+        first_row = 2  # line 1 is the header
+    else:
+        raise ValueError(
+            f"Unknown data file type {path}: expected CSV ({', '.join(CSV_SUFFIXES)}) or parquet "
+            f"({', '.join(PARQUET_SUFFIXES)})."
+        )
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{path} lacks column(s) {missing}; expected {list(COLUMNS)}. Received columns: {list(frame.columns)}"
+        )
+    where = "row" if first_row == 0 else "line"
+    out = {}
+    for column in [c for c in (*required, *optional) if c in frame.columns]:
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        if column == LABEL:
+            bad = ~np.isin(values, (0.0, 1.0))
+            what = "0 or 1"
+        else:
+            bad = ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2.0**63)
+            what = "an integer id"
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{path}: column `{column}` must hold {what} on every row; {int(bad.sum())} do not. "
+                f"Received: {raw.iloc[i]!r} on {where} {i + first_row}"
+            )
+        out[column] = values.astype(np.float32 if column == LABEL else np.int64)
+    return out
+
+
+# ----------------------------------------------------------------- scorers
+class _KerasScorer:
+    """The Keras model as the trainer predicts with it (same tf.function, batches)."""
+
+    kind = "keras"
+
+    def __init__(self, model):
+        spec = tf.TensorSpec([None], tf.int64)
+
+        @tf.function(input_signature=[spec, spec, spec])
+        def predict(uid, pid, domain):
+            return model({"uid": uid, "pid": pid, "domain": domain}, training=False)["probability"]
+
+        self._predict = predict
+
+    def __call__(self, uid, pid, domain):
+        return self._predict(tf.constant(uid), tf.constant(pid), tf.constant(domain)).numpy()
+
+
+class _ServingScorer:
+    """The serving signature (an export's, or a run's `ServingModule` in memory)."""
+
+    def __init__(self, fn, kind):
+        self._fn = fn
+        self.kind = kind
+
+    def __call__(self, uid, pid, domain):
+        out = self._fn(uid=tf.constant(uid), pid=tf.constant(pid), domain=tf.constant(domain))
+        return out["probability"].numpy()
+
+
+def _check_ids(columns: dict, source: str, n_domains: int, domain_names, vocab_sizes: dict | None) -> None:
+    domain = columns["domain"]
+    bad = (domain < 0) | (domain >= n_domains)
+    if bad.any():
+        raise ValueError(
+            f"{source}: `domain` ids must be in [0, {n_domains}) ({', '.join(domain_names)}); "
+            f"{int(bad.sum())} rows are not. Received: {sorted(set(domain[bad].tolist()))[:10]}"
+        )
+    for f in ("uid", "pid"):
+        if vocab_sizes is None:
+            continue
+        ids = columns[f]
+        bad = (ids < 0) | (ids >= vocab_sizes[f])
+        if bad.any():
+            raise ValueError(
+                f"{source}: `{f}` ids outside the model's vocabulary [0, {vocab_sizes[f]}) on {int(bad.sum())} rows. "
+                f"Received: {sorted(set(ids[bad].tolist()))[:10]}. Evaluate with serving_lookup "
+                "(--serving_lookup) or an export to map unseen ids to the OOV row."
+            )
+
+
+def _ratio(a: float, b: float):
+    return None if (b == 0 or not np.isfinite(a) or not np.isfinite(b)) else float(a / b)
+
+
+def _mean(x):
+    return float(np.mean(np.asarray(x, dtype=np.float64))) if np.size(x) else None
+
+
+def score(scorer, columns: dict, domain_names, batch_size: int) -> dict:
+    """Predict per domain (domain-homogeneous batches of `batch_size` rows) and compute
+    the metrics.
+
+    Returns:
+        `domain_metrics`' dict plus per-domain `domain_mean_prediction`,
+        `domain_observed_ctr`, `domain_calibration` (mean prediction / observed CTR;
+        None without rows or clicks) and the same over all rows (`mean_prediction`,
+        `observed_ctr`, `calibration`), and `rows`.
+    """
+    domain = columns["domain"]
+    labels, probs = [], []
+    for d in range(len(domain_names)):
+        rows = np.flatnonzero(domain == d)
+        parts = [
+            scorer(*(columns[f][rows[i : i + batch_size]] for f in FEATURES)) for i in range(0, rows.size, batch_size)
+        ]
+        probs.append(np.concatenate(parts) if parts else np.zeros((0,), np.float32))
+        labels.append(columns[LABEL][rows])
+    report = domain_metrics(labels, probs, domain_names)
+    names = [str(n) for n in domain_names]
+    report["domain_mean_prediction"] = {n: _mean(p) for n, p in zip(names, probs)}
+    report["domain_observed_ctr"] = {n: _mean(y) for n, y in zip(names, labels)}
+    report["domain_calibration"] = {
+        n: (None if not y.size else _ratio(_mean(p), _mean(y))) for n, p, y in zip(names, probs, labels)
+    }
+    all_p, all_y = np.concatenate(probs), np.concatenate(labels)
+    report["mean_prediction"] = _mean(all_p)
+    report["observed_ctr"] = _mean(all_y)
+    report["calibration"] = None if not all_y.size else _ratio(_mean(all_p), _mean(all_y))
+    report["rows"] = int(all_y.size)
+    return report
+
+
+# -------------------------------------------------------------------- API
+def evaluate(
+    model_dir: str,
+    data: str | None = None,
+    split: str = "test",
+    batch_size: int | None = None,
+    serving_lookup: bool = False,
+) -> dict:
+    """Score a run folder or an export folder on a split or a file.
+
+    Args:
+        model_dir: a run folder (`model.keras`) or an export (`saved_model.pb`).
+        data: a CSV / parquet file with `uid, pid, domain, label`; None scores `split`
+            of the run's own dataset, re-loaded from its config.
+        split: `train`, `val` or `test` (without `data`).
+        batch_size: prediction batch size (default: the run's `eval_batch_size`).
+        serving_lookup: score a run folder through its serving graph (ids unseen in
+            training -> OOV row), as its export would.
+
+    Returns:
+        The report (see `score`), with `model_dir`, `model_kind`
+        (`keras` / `serving` / `saved_model`), `data` and `domain_names`.
+
+    Raises:
+        ValueError: a bad split, data file, or ids out of range (naming the source).
+        FileNotFoundError: a missing run, export or data file.
+    """
+    if data is None and split not in SPLITS:
+        raise ValueError(f"`split` must be one of {list(SPLITS)}. Received: split={split!r}")
+    if is_export(model_dir):
+        signature, metadata = load_export(model_dir)
+        config = RunConfig.from_dict(metadata["config"])
+        domain_names = metadata["domain_names"]
+        scorer, vocab_sizes = _ServingScorer(signature, "saved_model"), None
+    else:
+        run = RunFolder.open(model_dir)
+        config, domain_names = run.config, run.vocabulary.domain_names
+        if serving_lookup:
+            scorer, vocab_sizes = _ServingScorer(serving_module(run).serve, "serving"), None
+        else:
+            scorer, vocab_sizes = _KerasScorer(run.load_model()), run.vocabulary.vocab_sizes
+    if data is not None:
+        columns, source = read_interactions(data), data
+    else:
+        from mlora_tf.run import load_run_dataset
+
+        dataset = load_run_dataset(config)
+        columns, source = dataset.splits[split], f"split {split!r} of {dataset.name}"
+        columns = {c: np.asarray(columns[c]) for c in COLUMNS}
+    _check_ids(columns, source, len(domain_names), domain_names, vocab_sizes)
+    report = score(scorer, columns, domain_names, int(batch_size or config.train.eval_batch_size))
+    report.update(
+        {"model_dir": model_dir, "model_kind": scorer.kind, "data": source, "domain_names": list(domain_names)}
+    )
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The report as a table: one line per domain, then the aggregates."""
+    header = (
+        f"{'domain':<14}{'rows':>9}{'AUC':>9}{'AUC500':>9}{'logloss':>9}{'mean pred':>11}{'obs. CTR':>10}{'pred/obs':>10}"
+    )
+    lines = [f"{report['model_kind']} {report['model_dir']} on {report['data']}", header, "-" * len(header)]
+
+    def f(v, width=9, digits=4):
+        return f"{v:{width}.{digits}f}" if v is not None and np.isfinite(v) else f"{'-':>{width}}"
+
+    for n in report["domain_names"]:
+        lines.append(
+            f"{n:<14}{report['domain_size'][n]:>9}{f(report['domain_auc'][n])}{f(report['domain_auc500'][n])}"
+            f"{f(report['domain_logloss'][n])}{f(report['domain_mean_prediction'][n], 11)}"
+            f"{f(report['domain_observed_ctr'][n], 10)}{f(report['domain_calibration'][n], 10)}"
+        )
+    lines.append("-" * len(header))
+    lines.append(
+        f"{'all':<14}{report['rows']:>9}{'':>9}{'':>9}{f(report['logloss'])}{f(report['mean_prediction'], 11)}"
+        f"{f(report['observed_ctr'], 10)}{f(report['calibration'], 10)}"
+    )
+    lines.append(f"{'WAUC':<14}{'':>9}{f(report['wauc'])}{f(report['wauc500'])}")
+    lines.append(f"{'mean AUC':<14}{'':>9}{f(report['mean_auc'])}{f(report['mean_auc500'])}")
+    return "\n".join(lines)
