@@ -1,0 +1,58 @@
+"""`mlora-export`: write a trained run as a TF Serving SavedModel.
+
+Examples:
+  mlora-export --run_dir=runs/wdl_mlora --export_dir=export/wdl_mlora/1
+  mlora-export --run_dir=runs/wdl_mlora --export_dir=export/wdl_mlora/1 --overwrite
+
+The `serving_default` signature takes int64 `uid`, `pid`, `domain` of shape [None]
+and returns float32 `probability` and `logit` of shape [None]. Ids never seen in
+training are served with the OOV row (the mean of the training ids' rows); a domain id
+outside [0, n_domains) fails the request.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+
+from mlora_tf.runtime import configure_threads
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("run_dir", None, "Run folder written by mlora-train (result.json, model.keras, vocab.npz).")
+flags.DEFINE_string("export_dir", None, "SavedModel folder to write: the version folder TF Serving loads, e.g. export/NAME/1.")
+flags.DEFINE_boolean("overwrite", False, "Replace an existing --export_dir.")
+flags.DEFINE_integer("intra_op_threads", None, "Threads per TensorFlow op (default: 1 on CPU-only hosts).")
+flags.DEFINE_integer("inter_op_threads", None, "TensorFlow ops run at once (default: CPU count on CPU-only hosts).")
+
+
+def main(argv):
+    del argv
+    configure_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
+    try:
+        if not FLAGS.run_dir or not FLAGS.export_dir:
+            raise ValueError("--run_dir and --export_dir are required.")
+        from mlora_tf.export import export_run, read_export_metadata
+
+        path = export_run(FLAGS.run_dir, FLAGS.export_dir, overwrite=FLAGS.overwrite)
+        metadata = read_export_metadata(path)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"mlora-export: error: {e}", file=sys.stderr)
+        return 2
+    domains = ", ".join(f"{i} {n}" for i, n in enumerate(metadata["domain_names"]))
+    print(f"SavedModel: {path}")
+    print(f"signature {metadata['signature']!r}: inputs {', '.join(metadata['features'])} (int64 [None]); "
+          f"outputs {', '.join(metadata['outputs'])} (float32 [None])")
+    print(f"domains: {domains}")
+    print("OOV rows: " + ", ".join(f"{f} -> {i}" for f, i in metadata["oov_index"].items()))
+    return 0
+
+
+def run():
+    logging.set_verbosity(logging.INFO)
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
