@@ -19,6 +19,7 @@ from absl import app, flags, logging  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import driver_flags  # noqa: E402,F401  (shared flags)
 from paper_numbers import PAPER_MOE_TABLE1  # noqa: E402
 
 from mlora_tf.config import parse_options  # noqa: E402
@@ -43,17 +44,10 @@ BACKBONES = ("wdl", "nfm", "autoint", "pnn", "dcn", "fibinet", "deepfm", "xdeepf
 EXPERTS_PER_DOMAIN = (1, 2, 3, 4)  # 2, 4, 6, 8 experts on the two-domain gender split
 
 flags.DEFINE_enum("figure", "table1", ["table1", "experts"], "table1: Table 1; experts: Figure 2.")
-flags.DEFINE_string("dataset", "ml-1m", "ml-1m, ml-100k or synthetic.")
-flags.DEFINE_string("data_dir", None, "Raw MovieLens folder (default: $MLORA_TF_DATA_DIR or ./datasets).")
 flags.DEFINE_list("splits", ["gender", "age", "occupation"], "MovieLens domain splits of Table 1 (Figure 2 uses gender).")
-flags.DEFINE_integer("seeds", 1, "Runs per cell.")
-flags.DEFINE_integer("base_seed", 2024, "Training seed of the first repetition.")
 flags.DEFINE_list("models", list(BACKBONES), "Backbones.")
 flags.DEFINE_string("results_dir", "results/moe", "Where the per-figure, per-dataset folders go.")
-flags.DEFINE_integer("max_epochs", 100, "Epoch limit per phase.")
 flags.DEFINE_enum("moe_schedule", "paper", ["paper", "as_executed"], "MoE-MLoRA schedule.")
-flags.DEFINE_list("data_options", None, "Loader options key=value (synthetic sizes).")
-flags.DEFINE_boolean("plot", True, "Draw the PNG chart (needs matplotlib).")
 FLAGS = flags.FLAGS
 
 

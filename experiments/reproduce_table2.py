@@ -20,6 +20,7 @@ from absl import app, flags, logging  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import driver_flags  # noqa: E402,F401  (shared flags)
 from paper_numbers import PAPER_TABLE2, paper_dataset_key  # noqa: E402
 
 from mlora_tf.config import parse_options  # noqa: E402
@@ -44,18 +45,11 @@ BACKBONES = ("mlp", "star", "wdl", "nfm", "autoint", "pnn", "dcn", "fibinet", "d
 ALPHA_BACKBONES = ("mlp", "fibinet", "deepfm")
 ALPHAS = (8, 16, 32, 64, 128, 256)
 
-flags.DEFINE_string("dataset", "ml-1m", "ml-1m, ml-100k or synthetic.")
-flags.DEFINE_string("data_dir", None, "Raw MovieLens folder (default: $MLORA_TF_DATA_DIR or ./datasets).")
 flags.DEFINE_string("split", "gender", "MovieLens domain split: gender, age, occupation.")
-flags.DEFINE_integer("seeds", 1, "Runs per cell (seeds 0..n-1 added to --base_seed).")
-flags.DEFINE_integer("base_seed", 2024, "Training seed of the first repetition.")
 flags.DEFINE_list("models", list(BACKBONES), "Backbones of the grid.")
 flags.DEFINE_enum("ablation", "none", ["none", "alpha"], "alpha: the temperature ablation (Figure 4).")
 flags.DEFINE_string("results_dir", "results/table2", "Where the per-dataset folders go.")
-flags.DEFINE_integer("max_epochs", 100, "Epoch limit per run.")
 flags.DEFINE_boolean("as_shipped", False, "Build xdeepfm as the original did (DeepFM); footnoted in the table.")
-flags.DEFINE_list("data_options", None, "Loader options key=value (synthetic sizes).")
-flags.DEFINE_boolean("plot", True, "Draw the PNG chart (needs matplotlib, the `plots` extra).")
 FLAGS = flags.FLAGS
 
 

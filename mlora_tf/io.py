@@ -5,20 +5,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from typing import BinaryIO, Callable
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder, fsync and `os.replace`.
+def atomic_write(path: str, write: Callable[[BinaryIO], object]) -> None:
+    """Call `write(file)` on a temp file in `path`'s folder, fsync, then `os.replace`.
 
     On any error (disk full included) the temp file is removed and `path` keeps its
-    previous content.
+    previous content. The rename is made durable by an fsync of the folder where the
+    platform allows it.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -26,6 +28,19 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write `data` to `path` atomically (see `atomic_write`)."""
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_json(path: str, obj) -> None:

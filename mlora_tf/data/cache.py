@@ -21,13 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from absl import logging
 
+from mlora_tf.io import atomic_write
 from mlora_tf.data.dataset import COLUMNS, SPLITS, MultiDomainDataset
 
 SCHEMA_VERSION = 1
@@ -131,8 +131,6 @@ def arrays_checksum(arrays: Mapping[str, np.ndarray]) -> str:
 
 def save_dataset(dataset: MultiDomainDataset, path: str, key: str) -> None:
     """Writes `dataset` to `path` atomically (temp file, fsync, `os.replace`)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     arrays = _array_entries(dataset)
     meta = {
         "schema_version": SCHEMA_VERSION,
@@ -140,25 +138,7 @@ def save_dataset(dataset: MultiDomainDataset, path: str, key: str) -> None:
         "checksum": arrays_checksum(arrays),
         "dataset": dataset.metadata(),
     }
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays, **{_META_KEY: np.array(json.dumps(meta))})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    try:  # Make the rename itself durable; not possible on every platform.
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    atomic_write(path, lambda f: np.savez(f, **arrays, **{_META_KEY: np.array(json.dumps(meta))}))
 
 
 def load_cached(path: str, key: str) -> MultiDomainDataset | None:
