@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
-from keras import ops
 
 from mlora_tf.api import mlora_export
-from mlora_tf.layers.interactions._utils import check_domain_inputs, clone_initializer
+from mlora_tf.layers.interactions.star_fcn import StarFCN
 
 
 @mlora_export("mlora_tf.layers.AuxiliaryNet")
-class AuxiliaryNet(keras.layers.Layer):
+class AuxiliaryNet(StarFCN):
     """STAR auxiliary network: one dense layer per domain.
 
     Inputs are `[x, mixture]` where `mixture` holds each row's domain as a
@@ -58,66 +56,19 @@ class AuxiliaryNet(keras.layers.Layer):
         - [Sheng et al., 2021](https://arxiv.org/abs/2101.11427)
     """
 
-    def __init__(
-        self,
-        units: int,
-        activation: str | Any = "relu",
-        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
-        bias_initializer: str | keras.initializers.Initializer = "zeros",
-        kernel_regularizer: str | None | keras.regularizers.Regularizer = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
-            raise ValueError(
-                f"`units` should be a positive integer. Received: units={units}"
-            )
-        self.units = units
-        self.activation = keras.activations.get(activation)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+    def __init__(self, units: int, **kwargs: Any) -> None:
+        kwargs.pop("shared", None)
+        super().__init__(units, shared=False, **kwargs)
 
-    def build(self, input_shape: Any) -> None:
-        input_dim, num_domains = check_domain_inputs(input_shape, "AuxiliaryNet")
-        self.num_domains = num_domains
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(num_domains, input_dim, self.units),
-            initializer=clone_initializer(self.kernel_initializer),
-            regularizer=self.kernel_regularizer,
-        )
-        self.bias = self.add_weight(
-            name="bias",
-            shape=(num_domains, self.units),
-            initializer=clone_initializer(self.bias_initializer),
-        )
-        self.built = True
+    @property
+    def kernel(self):
+        return self.domain_kernel
 
-    def call(self, inputs: Any) -> Any:
-        x, mixture = inputs
-        mixture = ops.cast(mixture, x.dtype)
-        per_domain = ops.einsum("bi,diu->bdu", x, self.kernel)  # (B, D, units)
-        outputs = ops.einsum("bdu,bd->bu", per_domain, mixture)
-        outputs = outputs + ops.matmul(mixture, self.bias)
-        return self.activation(outputs)
-
-    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
-        return (input_shape[0][0], self.units)
+    @property
+    def bias(self):
+        return self.domain_bias
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "activation": keras.activations.serialize(self.activation),
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-            }
-        )
+        config.pop("shared")
         return config

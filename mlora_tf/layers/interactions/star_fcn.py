@@ -69,9 +69,11 @@ class StarFCN(keras.layers.Layer):
         kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
         bias_initializer: str | keras.initializers.Initializer = "zeros",
         kernel_regularizer: str | None | keras.regularizers.Regularizer = None,
+        shared: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.shared = bool(shared)
         if not isinstance(units, int) or isinstance(units, bool) or units < 1:
             raise ValueError(
                 f"`units` should be a positive integer. Received: units={units}"
@@ -85,25 +87,28 @@ class StarFCN(keras.layers.Layer):
     def build(self, input_shape: Any) -> None:
         input_dim, num_domains = check_domain_inputs(input_shape, "StarFCN")
         self.num_domains = num_domains
-        self.shared_kernel = self.add_weight(
-            name="shared_kernel",
-            shape=(input_dim, self.units),
-            initializer=clone_initializer(self.kernel_initializer),
-            regularizer=self.kernel_regularizer,
-        )
+        prefix = "domain_" if self.shared else ""
+        if self.shared:
+            self.shared_kernel = self.add_weight(
+                name="shared_kernel",
+                shape=(input_dim, self.units),
+                initializer=clone_initializer(self.kernel_initializer),
+                regularizer=self.kernel_regularizer,
+            )
         self.domain_kernel = self.add_weight(
-            name="domain_kernel",
+            name=prefix + "kernel",
             shape=(num_domains, input_dim, self.units),
-            initializer=clone_initializer(self.kernel_initializer, 1),
+            initializer=clone_initializer(self.kernel_initializer, 1 if self.shared else 0),
             regularizer=self.kernel_regularizer,
         )
-        self.shared_bias = self.add_weight(
-            name="shared_bias",
-            shape=(self.units,),
-            initializer=clone_initializer(self.bias_initializer),
-        )
+        if self.shared:
+            self.shared_bias = self.add_weight(
+                name="shared_bias",
+                shape=(self.units,),
+                initializer=clone_initializer(self.bias_initializer),
+            )
         self.domain_bias = self.add_weight(
-            name="domain_bias",
+            name=prefix + "bias",
             shape=(num_domains, self.units),
             initializer=clone_initializer(self.bias_initializer),
         )
@@ -116,14 +121,19 @@ class StarFCN(keras.layers.Layer):
         x, mixture = inputs
         if slot is not None:
             slot = ops.cast(slot, "int32")
-            kernel = self.shared_kernel * ops.take(self.domain_kernel, slot, axis=0)
-            outputs = ops.matmul(x, kernel) + self.shared_bias + ops.take(self.domain_bias, slot, axis=0)
-            return self.activation(outputs)
-        mixture = ops.cast(mixture, x.dtype)
-        kernels = ops.expand_dims(self.shared_kernel, axis=0) * self.domain_kernel
-        per_domain = ops.einsum("bi,diu->bdu", x, kernels)  # (B, D, units)
-        outputs = ops.einsum("bdu,bd->bu", per_domain, mixture)
-        outputs = outputs + self.shared_bias + ops.matmul(mixture, self.domain_bias)
+            kernel = ops.take(self.domain_kernel, slot, axis=0)
+            if self.shared:
+                kernel = self.shared_kernel * kernel
+            outputs = ops.matmul(x, kernel) + ops.take(self.domain_bias, slot, axis=0)
+        else:
+            mixture = ops.cast(mixture, x.dtype)
+            kernels = self.domain_kernel
+            if self.shared:
+                kernels = ops.expand_dims(self.shared_kernel, axis=0) * kernels
+            per_domain = ops.einsum("bi,diu->bdu", x, kernels)  # (B, D, units)
+            outputs = ops.einsum("bdu,bd->bu", per_domain, mixture) + ops.matmul(mixture, self.domain_bias)
+        if self.shared:
+            outputs = outputs + self.shared_bias
         return self.activation(outputs)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
@@ -142,6 +152,7 @@ class StarFCN(keras.layers.Layer):
                 "kernel_regularizer": keras.regularizers.serialize(
                     self.kernel_regularizer
                 ),
+                "shared": self.shared,
             }
         )
         return config
