@@ -19,10 +19,16 @@ setup(
     extras_require={
         "dev": ["pytest"],
         "plots": ["matplotlib"],
+        # The TF Serving request protos (PredictRequest) for clients and the export
+        # tests; each release requires the TensorFlow of its own minor version.
+        "serving": ["tensorflow-serving-api>=2.16,<3"],
     },
     entry_points={
         "console_scripts": [
             "mlora-train=mlora_tf.cli.train:run",
+            "mlora-export=mlora_tf.cli.export:run",
+            "mlora-evaluate=mlora_tf.cli.evaluate:run",
+            "mlora-add-domain=mlora_tf.cli.add_domain:run",
             "mlora-prepare=mlora_tf.cli.prepare:run",
             "mlora-download=mlora_tf.cli.download:run",
         ],

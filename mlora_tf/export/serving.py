@@ -20,6 +20,7 @@ Batches may mix domains: every row is routed by its own domain id.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -33,7 +34,7 @@ from absl import logging
 from mlora_tf import __version__
 from mlora_tf.export.run_folder import RunFolder
 from mlora_tf.export.vocab import DOMAIN, Vocabulary
-from mlora_tf.export.weights import _input_name, with_oov_rows
+from mlora_tf.export.weights import input_name, with_oov_rows
 from mlora_tf.io import atomic_write_json
 
 SIGNATURE_KEY = "serving_default"
@@ -60,13 +61,13 @@ class ServingModule(tf.Module):
 
     def __init__(self, model: keras.Model, vocabulary: Vocabulary, name: str = "mlora_serving"):
         super().__init__(name=name)
-        inputs = [_input_name(t) for t in model.inputs]
+        inputs = [input_name(t) for t in model.inputs]
         missing = [f for f in inputs if f not in vocabulary.vocab_sizes]
         if missing:
             raise ValueError(f"No vocabulary for model inputs {missing}. Received: {vocabulary.features}")
         if DOMAIN not in inputs:
             raise ValueError(f"The model has no `domain` input. Received inputs: {inputs}")
-        self.model = model
+        self._set_model(model)
         self.features = [f for f in vocabulary.features if f in inputs]
         self.n_domains = vocabulary.n_domains
         self.domain_names = list(vocabulary.domain_names)
@@ -80,9 +81,31 @@ class ServingModule(tf.Module):
                 default_value=tf.constant(vocabulary.oov_index(f), tf.int64),
                 name=f"{f}_lookup",
             )
-        self.serve = tf.function(
-            self._serve, input_signature=[tf.TensorSpec([None], tf.int64, name=f) for f in self.features]
+        def serve(*ids):
+            return self._serve(*ids)
+
+        # Named parameters (`serve(uid=..., pid=..., domain=...)`), whatever the features.
+        serve.__signature__ = inspect.Signature(
+            [inspect.Parameter(f, inspect.Parameter.POSITIONAL_OR_KEYWORD) for f in self.features]
         )
+        self.serve = tf.function(
+            serve, input_signature=[tf.TensorSpec([None], tf.int64, name=f) for f in self.features]
+        )
+        # The SavedModel holds the variables the signature reads, as plain
+        # `tf.Variable`s (what TF Serving's loader restores), not the Keras objects.
+        self.model_variables = list(self.serve.get_concrete_function().variables)
+
+    @tf.__internal__.tracking.no_automatic_dependency_tracking
+    def _set_model(self, model):
+        # Not a tracked dependency: saving the Keras model object itself gives a
+        # SavedModel whose TF1-style loading (TF Serving, saved_model_cli run) cannot
+        # find the variables. The variables are tracked in `model_variables`.
+        self._model = model
+
+    @property
+    def model(self) -> keras.Model:
+        """The Keras model the signature calls (id tables with the OOV row)."""
+        return self._model
 
     def _serve(self, *ids):
         ids = dict(zip(self.features, ids))
@@ -108,7 +131,7 @@ class ServingModule(tf.Module):
                 )
         with tf.control_dependencies(checks):
             mapped = {f: (self.lookups[f].lookup(x) if f in self.lookups else tf.identity(x)) for f, x in ids.items()}
-            out = self.model(mapped, training=False)
+            out = self._model(mapped, training=False)
         return {k: tf.identity(tf.reshape(out[k], [-1]), name=k) for k in OUTPUTS}
 
     def predict(self, **ids) -> dict:

@@ -28,7 +28,7 @@ def rebuild(model_config: ModelConfig, vocab_sizes: dict, n_domains: int) -> ker
     return build_model(copy.deepcopy(model_config), DataSpec(vocab_sizes=dict(vocab_sizes), n_domains=int(n_domains)))
 
 
-def _input_name(tensor) -> str | None:
+def input_name(tensor) -> str | None:
     operation = tensor._keras_history.operation
     return operation.name if isinstance(operation, keras.layers.InputLayer) else None
 
@@ -45,7 +45,7 @@ def feature_tables(model: keras.Model) -> dict:
     tables: dict = {}
     for layer in model.layers:
         for node in layer._inbound_nodes:
-            names = [_input_name(t) for t in node.input_tensors]
+            names = [input_name(t) for t in node.input_tensors]
             if isinstance(layer, keras.layers.Embedding) and len(names) == 1 and names[0]:
                 tables.setdefault(names[0], []).append(layer.embeddings)
             elif isinstance(layer, LinearLogit) and len(names) == len(layer.tables):
@@ -117,7 +117,7 @@ def check_vocabulary(model: keras.Model, vocabulary: Vocabulary) -> dict:
     """
     tables = feature_tables(model)
     for inp in model.inputs:
-        name = _input_name(inp)
+        name = input_name(inp)
         if name not in vocabulary.vocab_sizes:
             raise ValueError(f"The model input {name!r} has no vocabulary. Received: {vocabulary.features}")
     for feature, variables in tables.items():
