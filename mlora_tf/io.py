@@ -24,9 +24,11 @@ def atomic_write(path: str, write: Callable[[BinaryIO], object]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(error, OSError) and path not in str(error):
+            raise OSError(error.errno, f"could not write {path}: {error.strerror or error}") from error
         raise
     try:
         dir_fd = os.open(folder, os.O_RDONLY)

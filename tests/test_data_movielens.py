@@ -456,11 +456,11 @@ def test_cache_hit_from_a_copy_reports_its_own_folder(tmp_path, monkeypatch):
 
 
 def test_available_datasets():
-    assert available_datasets() == ["ml-100k", "ml-1m", "synthetic"]
+    assert available_datasets() == ["amazon", "csv", "ml-100k", "ml-1m", "synthetic", "taobao"]
 
 
 def test_unknown_dataset_lists_valid_names():
-    with pytest.raises(ValueError, match=r"\['ml-100k', 'ml-1m', 'synthetic'\].*'ml-10m'"):
+    with pytest.raises(ValueError, match=r"\['amazon', 'csv', 'ml-100k', 'ml-1m', 'synthetic', 'taobao'\].*'ml-10m'"):
         load_dataset("ml-10m")
 
 

@@ -195,7 +195,7 @@ def sample_negatives(
     position = sorter[np.searchsorted(pool, pid, sorter=sorter)]
     order = np.lexsort((position, uid))
     su, sp = uid[order], position[order]
-    users, user_start, n_rows = np.unique(su, return_index=True, return_counts=True)
+    users, n_rows = np.unique(su, return_counts=True)
     # Distinct positive positions per user (sorted).
     keep = np.ones(len(su), dtype=bool)
     keep[1:] = (su[1:] != su[:-1]) | (sp[1:] != sp[:-1])
@@ -230,7 +230,6 @@ def sample_negatives(
             progress(label, i + 1, n_users)
     progress(label, n_users, n_users)
     neg_uid = np.repeat(users, counts)
-    del user_start
     return users, counts, neg_uid, neg_pid, pool
 
 
@@ -304,6 +303,7 @@ def build_sampled_domain(
     domain_label: str,
     positive_splitter: PositiveSplitter | None = None,
     positive_extras: dict[str, np.ndarray] | None = None,
+    progress_label: str | None = None,
 ) -> SampledDomain:
     """Positives + sampled negatives of one domain, split and shuffled (§1.3–§1.6).
 
@@ -318,6 +318,7 @@ def build_sampled_domain(
         positive_splitter: n -> positions `(train, val, test)` of the positives; default
             one §1.3 call over all of them.
         positive_extras: extra per-positive columns (e.g. `reach_time`); negatives get 0.
+        progress_label: label of the progress bar (default `negatives <domain>`).
 
     Raises:
         ValueError: a domain with fewer than 2 positive rows (naming it).
@@ -332,7 +333,7 @@ def build_sampled_domain(
         )
     rng = np.random.default_rng([int(seed), int(domain)])
     users, counts, neg_uid, neg_pid, pool = sample_negatives(
-        uid, pid, rho, rng, label=f"negatives {domain_label}"
+        uid, pid, rho, rng, label=progress_label or f"negatives domain {domain}"
     )
     if positive_splitter is None:
         pos_parts = split_lib.split_indices(
@@ -586,7 +587,7 @@ def load_amazon(
                          k, names[k], len(uid), len(keep), rhos[k])
             sampled = build_sampled_domain(
                 uid[keep], pid[keep], domain=k, rho=rhos[k], seed=seed, fractions=fractions,
-                domain_label=label,
+                domain_label=label, progress_label=f"negatives {k} {names[k]}",
             )
             sampled.stats.update(domain_name=names[k], reviews=int(len(uid)),
                                  duplicates_dropped=int(len(uid) - len(keep)))

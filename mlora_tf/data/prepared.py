@@ -28,7 +28,6 @@ a line at every 10 %; `mlora-prepare` installs a textual progress bar with
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import zipfile
@@ -39,7 +38,7 @@ from absl import logging
 
 from mlora_tf.data import cache as cache_lib
 from mlora_tf.data.dataset import MultiDomainDataset
-from mlora_tf.io import atomic_write_bytes, atomic_write_json
+from mlora_tf.io import atomic_write, atomic_write_json
 
 MANIFEST = "prepared.json"
 MANIFEST_VERSION = 1
@@ -94,9 +93,7 @@ def extras_path(cache_file: str) -> str:
 def save_extras(path: str, key: str, arrays: Mapping[str, np.ndarray]) -> None:
     """Writes `arrays` atomically to `path` with `key` and a checksum."""
     meta = {"key": key, "checksum": cache_lib.arrays_checksum(arrays), "names": sorted(arrays)}
-    buffer = io.BytesIO()
-    np.savez(buffer, **dict(arrays), **{_EXTRAS_META: np.array(json.dumps(meta))})
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write(path, lambda f: np.savez(f, **dict(arrays), **{_EXTRAS_META: np.array(json.dumps(meta))}))
 
 
 def load_extras(path: str, key: str) -> dict[str, np.ndarray] | None:
@@ -261,7 +258,10 @@ def write_manifest(
         "expected": dict(expected) if expected else None,
     }
     path = os.path.join(out_dir, MANIFEST)
-    atomic_write_json(path, manifest)
+    try:
+        atomic_write_json(path, manifest)
+    except OSError as error:  # e.g. disk full: the previous manifest is left as it was
+        raise OSError(error.errno, f"Could not write {path}: {error.strerror or error}") from None
     return path
 
 

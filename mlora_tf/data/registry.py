@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping
 from absl import logging
 
 from mlora_tf.data import amazon
+from mlora_tf.data import csv_loader
 from mlora_tf.data import movielens
 from mlora_tf.data import prepared
 from mlora_tf.data import synthetic
+from mlora_tf.data import taobao
 from mlora_tf.data.dataset import MultiDomainDataset
 from mlora_tf.data.split import DEFAULT_SEED
 
@@ -125,6 +127,41 @@ register_dataset(
         expected_stats={"category_6": amazon.AMAZON6_TABLE1, "category_13": {"domains": 13}},
     )
 )
+def _taobao_loader(*, data_dir, domain_split, cache_dir, seed, **options) -> MultiDomainDataset:
+    return taobao.load_taobao(
+        data_dir=data_dir, domain_split=domain_split, cache_dir=cache_dir, seed=seed, **options
+    )
+
+
+register_dataset(
+    DatasetSpec(
+        "taobao",
+        _taobao_loader,
+        frozenset({"fractions"}),
+        "Taobao Cloud Theme Click (first N themes); negatives sampled per user; pretrained embeddings",
+        default_domain_split=taobao.DEFAULT_DOMAIN_SPLIT,
+        expected_stats={
+            **taobao.TABLE1,
+            **{
+                f"{split}_time": {k: v for k, v in stats.items() if k in ("domains", "users", "items")}
+                for split, stats in taobao.TABLE1.items()
+            },
+        },
+    )
+)
+def _csv_loader(*, data_dir, domain_split, cache_dir, seed, **options) -> MultiDomainDataset:
+    del domain_split  # the domains come from `domain_column`
+    return csv_loader.load_csv(data_dir=data_dir, cache_dir=cache_dir, seed=seed, **options)
+
+
+register_dataset(
+    DatasetSpec(
+        "csv",
+        _csv_loader,
+        csv_loader.OPTIONS,
+        "any CSV/parquet file: domain column, 0/1 label, categorical (first two = uid, pid) and numeric columns",
+    )
+)
 register_dataset(
     DatasetSpec(
         "synthetic",
@@ -216,6 +253,9 @@ def load_dataset(
             f"Unknown option(s) {unknown} for dataset '{name}'; valid options are "
             f"{sorted(spec.options)}. Received: {unknown}"
         )
+    given_split = domain_split is not None and not (
+        domain_split == "gender" and spec.default_domain_split not in (None, "gender")
+    )
     domain_split = resolve_domain_split(spec, domain_split)
     if prepared.is_prepared_dir(data_dir):
         folder = os.fspath(data_dir)
@@ -232,7 +272,7 @@ def load_dataset(
         return prepared.load_prepared(
             folder,
             name,
-            domain_split=domain_split if spec.default_domain_split else None,
+            domain_split=domain_split if given_split and spec.default_domain_split else None,
             seed=seed,
             options=options,
             rebuild=rebuild,

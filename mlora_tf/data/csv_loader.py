@@ -1,0 +1,382 @@
+"""Generic loader: any CSV (or parquet) file of labelled interactions -> a multi-domain dataset.
+
+```
+mlora-prepare --dataset=csv --path=clicks.csv --domain_column=site --label_column=click \\
+    --features=user,item[,more ids...] [--numeric_features=price,age --n_buckets=10] \\
+    [--split_column=split] --out_dir=prepared/clicks
+load_dataset("csv", path="clicks.csv", domain_column="site", label_column="click",
+             features=["user", "item"], cache_dir=...)
+```
+
+- **File:** `.csv` (header row, `delimiter` default `,`, UTF-8) or `.parquet` /
+  `.pq`. Parquet needs pandas' pyarrow (or fastparquet) engine, which is not a dependency
+  of this package: without it the loader says "install pyarrow to read parquet".
+- **Domains:** `domain_column` may hold values of any type. The distinct values are
+  sorted (numerically if they are all numbers, else as text) and mapped to `0..D-1`;
+  the map is `info["domain_map"]` (`mlora-prepare` prints it) and the values are the
+  `domain_names`.
+- **Label:** `label_column` must hold 0 or 1 (`0`, `1`, `0.0`, `1.0`, `true`, `false`);
+  anything else is an error naming the line and the value.
+- **Categorical features** (`features`, at least two): each column's distinct values are
+  mapped to contiguous ids `0..n-1` in order of first appearance. **The first feature
+  becomes `uid` and the second `pid`**, the only two id features the models take today
+  (with `domain`).
+- **Numeric features** (`numeric_features`): bucketised into `n_buckets` (default 10)
+  quantile buckets over all rows (`pandas.qcut`, equal-count buckets; tied edges merged),
+  giving ids `0..B-1`; the edges are `info["buckets"]`.
+- **Extra features** (categorical features after the second, and every numeric one) are
+  kept as int64 extra arrays `get_extras(ds)["<split>__<column>"]`, aligned with the
+  rows of each split. **The models do not use them yet**: that needs a model change.
+- **Split:** per domain, stratified on the label, with the §1.3 splitter (60/20/20, seed
+  123; `mlora_tf.data.split`), rows in file order; or, with `split_column`, as that
+  column says (values `train`, `val`, `test`; every domain must have rows in all three).
+- Errors name the file, the 1-based line and the value: a missing column (with the header
+  and a wrong-delimiter hint), a repeated header name, a line with too few or too many
+  fields, an empty value, a non-numeric numeric value, a bad label or split value.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from absl import logging
+
+from mlora_tf.data import cache as cache_lib
+from mlora_tf.data import prepared
+from mlora_tf.data import split as split_lib
+from mlora_tf.data.dataset import SPLITS, MultiDomainDataset
+
+DEFAULT_BUCKETS = 10
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_TRUE = {"1", "1.0", "true", "True", "TRUE"}
+_FALSE = {"0", "0.0", "false", "False", "FALSE"}
+OPTIONS = frozenset({
+    "path", "domain_column", "label_column", "features", "numeric_features", "n_buckets",
+    "split_column", "delimiter", "fractions",
+})
+
+
+def _as_list(value: object, name: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, (list, tuple)):
+        items = [str(v).strip() for v in value]
+    else:
+        raise ValueError(f"`{name}` must be a list of column names. Received: {name}={value!r}")
+    return [v for v in items if v]
+
+
+def parquet_engine_available() -> bool:
+    """Whether pandas can read parquet here (pyarrow or fastparquet installed)."""
+    return any(importlib.util.find_spec(m) is not None for m in ("pyarrow", "fastparquet"))
+
+
+def _scan_fields(path: str, delimiter: str, n_fields: int, start_line: int = 2) -> ValueError | None:
+    """The error for the first data line whose field count differs from the header's."""
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        next(reader, None)
+        for row in reader:
+            line = reader.line_num
+            if line < start_line:
+                continue
+            if len(row) != n_fields:
+                return ValueError(
+                    f"Malformed line {line} of {path}: {len(row)} field(s) where the header has "
+                    f"{n_fields}. Received: {delimiter.join(row)!r}"
+                )
+    return None
+
+
+def read_table(path: str, columns: Sequence[str], delimiter: str) -> pd.DataFrame:
+    """Reads `columns` of a CSV / parquet file as text, validating the header and shape.
+
+    Returns:
+        A DataFrame of strings, one row per data line (row r is line r + 2 of a CSV).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Data file not found: {path}. Received: path={path!r}")
+    if path.lower().endswith(PARQUET_SUFFIXES):
+        if not parquet_engine_available():
+            raise ValueError(
+                f"install pyarrow to read parquet (pip install pyarrow), or convert {path} to CSV. "
+                f"Received: path={path!r}"
+            )
+        frame = pd.read_parquet(path)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path} lacks the column(s) {missing}. Received: columns {list(frame.columns)}")
+        return frame[list(columns)].astype(str).where(frame[list(columns)].notna(), "")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path} is empty; expected a header line naming {list(columns)}. Received: an empty file")
+    with open(path, encoding="utf-8", newline="") as f:
+        try:
+            header = next(csv.reader(f, delimiter=delimiter), [])
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise ValueError(f"Could not read the header line of {path}: {error}. Received: {path}") from None
+    header = [h.strip() for h in header]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise ValueError(f"Line 1 of {path} repeats column name(s) {repeated}. Received: header {header}")
+    missing = [c for c in columns if c not in header]
+    if missing:
+        hint = ""
+        if len(header) == 1:
+            for other in (";", "\t", "|", ","):
+                if other != delimiter and other in header[0]:
+                    hint = f" The header holds {other!r}: wrong delimiter? (--delimiter={other!r})"
+                    break
+        raise ValueError(
+            f"{path} lacks the column(s) {missing}; line 1 has {header}.{hint} Received: {header}"
+        )
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            frame = pd.read_csv(
+                f, sep=delimiter, dtype=str, keep_default_na=False,
+                usecols=list(columns), skip_blank_lines=False, skipinitialspace=True,
+            )
+    except pd.errors.ParserError as error:
+        found = _scan_fields(path, delimiter, len(header))
+        raise (found or ValueError(f"Could not parse {path}: {error}. Received: {path}")) from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text: {error}. Received: {path}") from None
+    if len(frame) == 0:
+        raise ValueError(f"{path} holds a header but no data lines. Received: header {header}")
+    frame = frame.fillna("")  # fields missing from a short line
+    empty = np.zeros(len(frame), dtype=bool)
+    for column in columns:
+        empty |= (frame[column].str.strip() == "").to_numpy()
+    if empty.any():
+        row = int(np.argmax(empty))
+        found = _scan_fields(path, delimiter, len(header), start_line=row + 2)
+        if found is not None:
+            raise found
+        column = next(c for c in columns if frame[c].iloc[row].strip() == "")
+        raise ValueError(f"Malformed line {row + 2} of {path}: column {column} is empty. Received: ''")
+    return frame
+
+
+def _bad(path: str, row: int, column: str, expected: str, value: object, parquet: bool) -> ValueError:
+    where = f"row {row + 1}" if parquet else f"line {row + 2}"
+    return ValueError(f"Malformed {where} of {path}: column {column} must be {expected}. Received: {value!r}")
+
+
+def _domain_ids(values: pd.Series) -> tuple[np.ndarray, list[str], dict[str, int]]:
+    """Sorted distinct values -> 0..D-1 (numeric sort if every value is a number)."""
+    uniques = pd.unique(values.to_numpy())
+    numeric = pd.to_numeric(pd.Series(uniques), errors="coerce")
+    if numeric.notna().all():
+        order = np.argsort(numeric.to_numpy(), kind="stable")
+    else:
+        order = np.argsort(uniques.astype(str), kind="stable")
+    names = [str(v) for v in uniques[order]]
+    mapping = {name: i for i, name in enumerate(names)}
+    ids = pd.Series(values).map(mapping).to_numpy(dtype=np.int64)
+    return ids, names, mapping
+
+
+def _split_rows(domain: np.ndarray, label: np.ndarray, n_domains: int, names: list[str], seed: int,
+                fractions: Sequence[float], where: str) -> dict[str, np.ndarray]:
+    """§1.3 per domain in file order; returns split -> row indices grouped by domain."""
+    order = np.argsort(domain, kind="stable")
+    bounds = np.searchsorted(domain[order], np.arange(n_domains + 1))
+    parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+    for d in range(n_domains):
+        rows = order[bounds[d]:bounds[d + 1]]
+        positions = split_lib.split_indices(
+            label[rows], seed=seed, fractions=fractions, domain_label=f"{d} ('{names[d]}') of {where}"
+        )[:3]
+        for split, pos in zip(SPLITS, positions):
+            parts[split].append(rows[pos])
+    return {s: np.concatenate(parts[s]) for s in SPLITS}
+
+
+def _column_split(values: pd.Series, domain: np.ndarray, names: list[str], path: str, column: str,
+                  parquet: bool) -> dict[str, np.ndarray]:
+    text = values.str.strip().str.lower()
+    bad = ~text.isin(SPLITS).to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise _bad(path, row, column, "one of train, val, test", values.iloc[row], parquet)
+    out = {}
+    for split in SPLITS:
+        rows = np.flatnonzero((text == split).to_numpy())
+        rows = rows[np.argsort(domain[rows], kind="stable")]
+        present = np.bincount(domain[rows], minlength=len(names))
+        if (present == 0).any():
+            d = int(np.argmin(present))
+            raise ValueError(
+                f"{path}: domain {names[d]!r} has no rows in split '{split}' (column {column}); every "
+                f"domain needs train, val and test rows. Received: {column} values for {names[d]!r}: "
+                f"{sorted(set(text[domain == d]))}"
+            )
+        out[split] = rows
+    return out
+
+
+def load_csv(
+    *,
+    path: str | os.PathLike | None = None,
+    domain_column: str | None = None,
+    label_column: str | None = None,
+    features: Sequence[str] | str | None = None,
+    numeric_features: Sequence[str] | str | None = None,
+    n_buckets: int = DEFAULT_BUCKETS,
+    split_column: str | None = None,
+    delimiter: str = ",",
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | bool | None = None,
+    seed: int = split_lib.DEFAULT_SEED,
+    fractions: Sequence[float] = split_lib.DEFAULT_FRACTIONS,
+) -> MultiDomainDataset:
+    """Loads a labelled interaction file; see the module docstring.
+
+    Args:
+        path: the `.csv` / `.parquet` file; relative paths are taken from `data_dir`.
+        domain_column: column defining the domains.
+        label_column: the 0/1 label column.
+        features: categorical id columns (>= 2); the first two are `uid` and `pid`.
+        numeric_features: numeric columns to bucketise.
+        n_buckets: quantile buckets per numeric column (>= 2).
+        split_column: optional column with `train` / `val` / `test`.
+        delimiter: CSV field delimiter (one character).
+        data_dir: base folder of a relative `path`.
+        cache_dir: cache folder; None -> default; False -> no caching.
+        seed: split seed.
+        fractions: `(train, val, test)` of the per-domain split.
+    """
+    features = _as_list(features, "features")
+    numeric = _as_list(numeric_features, "numeric_features")
+    if not path:
+        raise ValueError("The csv loader needs `path` (--path=FILE.csv). Received: path=None")
+    for name, value in (("domain_column", domain_column), ("label_column", label_column)):
+        if not value:
+            raise ValueError(f"The csv loader needs `{name}` (--{name}=COLUMN). Received: {name}={value!r}")
+    if len(features) < 2:
+        raise ValueError(
+            "The csv loader needs at least two categorical `features`: the first becomes uid, the "
+            f"second pid. Received: features={features}"
+        )
+    if isinstance(n_buckets, bool) or not isinstance(n_buckets, (int, np.integer)) or n_buckets < 2:
+        raise ValueError(f"`n_buckets` must be an integer >= 2. Received: n_buckets={n_buckets!r}")
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ValueError(f"`delimiter` must be one character. Received: delimiter={delimiter!r}")
+    used = [domain_column, label_column] + features + numeric + ([split_column] if split_column else [])
+    repeated = sorted({c for c in used if used.count(c) > 1})
+    if repeated:
+        raise ValueError(f"A column may have one role only. Received: {repeated} used twice")
+    path = os.fspath(path)
+    if data_dir is not None and not os.path.isabs(path):
+        path = os.path.join(os.fspath(data_dir), path)
+    path = os.path.abspath(path)
+    fractions = split_lib.check_fractions(fractions)
+    seed = split_lib.check_seed(seed)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Data file not found: {path}. Received: path={path!r}")
+    settings = {
+        "domain_column": domain_column, "label_column": label_column, "features": features,
+        "numeric_features": numeric, "n_buckets": int(n_buckets), "split_column": split_column,
+        "delimiter": delimiter,
+    }
+    file_hash = cache_lib.hash_file(path)
+    key = cache_lib.make_cache_key(
+        loader="csv",
+        raw_file_hashes={os.path.basename(path): file_hash},
+        domain_split=domain_column,
+        fractions=fractions,
+        seed=seed,
+        extra=settings,
+    )
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", domain_column)[:40]
+    parquet = path.lower().endswith(PARQUET_SUFFIXES)
+
+    def build() -> tuple[MultiDomainDataset, dict[str, np.ndarray]]:
+        frame = read_table(path, used, delimiter)
+        n = len(frame)
+        labels_text = frame[label_column].str.strip()
+        positive = labels_text.isin(_TRUE).to_numpy()
+        negative = labels_text.isin(_FALSE).to_numpy()
+        bad = ~(positive | negative)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise _bad(path, row, label_column, "0 or 1", frame[label_column].iloc[row], parquet)
+        label = positive.astype(np.float32)
+        domain, names, mapping = _domain_ids(frame[domain_column].str.strip())
+        ids: dict[str, np.ndarray] = {}
+        vocab: dict[str, int] = {}
+        for column in features:
+            codes, uniques = pd.factorize(frame[column].str.strip(), sort=False)
+            ids[column] = codes.astype(np.int64)
+            vocab[column] = len(uniques)
+        buckets: dict[str, list[float]] = {}
+        for column in numeric:
+            values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
+            bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise _bad(path, row, column, "a number", frame[column].iloc[row], parquet)
+            codes, edges = pd.qcut(values, q=int(n_buckets), labels=False, retbins=True, duplicates="drop")
+            ids[column] = np.asarray(codes, dtype=np.int64)
+            vocab[column] = len(edges) - 1
+            buckets[column] = [float(e) for e in edges]
+        if split_column:
+            rows = _column_split(frame[split_column], domain, names, path, split_column, parquet)
+        else:
+            rows = _split_rows(domain, label, len(names), names, seed, fractions, path)
+        uid_col, pid_col = features[0], features[1]
+        splits = {
+            s: {"uid": ids[uid_col][r], "pid": ids[pid_col][r], "domain": domain[r], "label": label[r]}
+            for s, r in rows.items()
+        }
+        extra_columns = features[2:] + numeric
+        extras = {f"{s}__{c}": ids[c][r] for s, r in rows.items() for c in extra_columns}
+        info = {
+            "loader": "csv",
+            "path": path,
+            "data_dir": os.path.dirname(path),
+            "rows": int(n),
+            "positives": int(label.sum()),
+            "domain_column": domain_column,
+            "domain_map": mapping,
+            "feature_map": {"uid": uid_col, "pid": pid_col},
+            "extra_features": extra_columns,
+            "extra_vocab_sizes": {c: vocab[c] for c in extra_columns},
+            "buckets": buckets,
+            "raw_files": {os.path.basename(path): {"sha256": file_hash,
+                                                   "bytes": os.path.getsize(path)}},
+            "split": {"method": f"column {split_column}" if split_column else
+                      "per-domain stratified train_test_split, file order",
+                      "fractions": list(fractions), "seed": seed},
+            "settings": settings,
+            "schema_version": cache_lib.SCHEMA_VERSION,
+            "notes": [f"uid = column {uid_col!r}, pid = column {pid_col!r}"] + (
+                [f"extra features {extra_columns} are stored (get_extras) but the models use only "
+                 "uid, pid and domain"] if extra_columns else []),
+        }
+        logging.info("csv %s: %d rows, %d domains, uid=%s (%d), pid=%s (%d)", path, n, len(names),
+                     uid_col, vocab[uid_col], pid_col, vocab[pid_col])
+        dataset = MultiDomainDataset(
+            name=f"csv/{os.path.basename(path)}",
+            n_domains=len(names),
+            vocab_sizes={"uid": vocab[uid_col], "pid": vocab[pid_col], "domain": len(names)},
+            domain_names=names,
+            splits=splits,
+            info=info,
+        )
+        return dataset, extras
+
+    return prepared.get_or_build_with_extras(
+        build,
+        cache_dir=cache_lib.resolve_cache_dir(cache_dir),
+        loader="csv",
+        domain_split=tag,
+        key=key,
+    )
