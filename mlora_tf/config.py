@@ -17,7 +17,8 @@ class DataConfig:
     """Which dataset to load and how to split it.
 
     Attributes:
-        dataset: loader name (`synthetic`, `ml-1m`, `ml-100k`).
+        dataset: loader name (`synthetic`, `ml-1m`, `ml-100k`, `amazon`, `taobao`, `csv`;
+            `mlora_tf.data.available_datasets()`).
         data_dir: folder with the raw files (MovieLens).
         domain_split: how rows become domains (`gender`, `age`, `occupation`).
         cache_dir: prepared-split cache folder (None: the default, `~/.cache/mlora_tf`).
@@ -55,6 +56,9 @@ class ModelConfig:
             multiple of the number of domains and sets `experts_per_domain`).
         as_shipped: reproduce the original's routing quirks (xDeepFM builds DeepFM).
         auxiliary_net: STAR's auxiliary network (added to the last hidden layer).
+        load_pretrain_emb: start uid/pid tables from the dataset's pretrained vectors
+            when it has them (Taobao).
+        emb_trainable: let pretrained tables train (the original's Taobao configs: no).
     """
 
     name: str = "wdl"
@@ -72,6 +76,8 @@ class ModelConfig:
     num_experts: int = -1
     as_shipped: bool = False
     auxiliary_net: bool = False
+    load_pretrain_emb: bool = True
+    emb_trainable: bool = False
 
 
 @dataclasses.dataclass

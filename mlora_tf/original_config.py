@@ -41,11 +41,13 @@ _MAPPED = {
     "domain_dim": ("model", "domain_dim"),
     "num_experts": ("model", "num_experts"),
     "auxiliary_net": ("model", "auxiliary_net"),
+    "load_pretrain_emb": ("model", "load_pretrain_emb"),
+    "emb_trainable": ("model", "emb_trainable"),
 }
 _SPECIAL = {"name", "dataset_path", "domain_split_path", "dense"}
 _IGNORED = {
     "shuffle_buffer_size", "num_parallel_reads", "optimizer", "loss", "histogram_freq",
-    "checkpoint_path", "result_save_path", "load_pretrain_emb", "emb_trainable", "norm",
+    "checkpoint_path", "result_save_path", "norm",
     "auxiliary_dim", "train_from_ckp", "pretrain_judge",
     "sample_num", "merged_method", "val_every_step", "shuffle_buff_size", "rebuild",
 }

@@ -161,3 +161,17 @@ def test_raw_file_errors(tmp_path):
     (tmp_path / "raw" / "user_embedding.csv").unlink()
     with pytest.raises(FileNotFoundError, match="user_embedding.csv"):
         load_dataset("taobao", data_dir=fx.folder, cache_dir=False)
+
+
+def test_taobao_trains_with_frozen_pretrained_tables(taobao10):
+    from mlora_tf.config import ModelConfig, TrainConfig
+    from mlora_tf.models import DataSpec, build_model
+    from mlora_tf.training import Trainer, schedule_phases
+
+    spec = DataSpec.from_dataset(taobao10)
+    assert spec.pretrained is not None
+    model = build_model(ModelConfig(name="wdl", adapter="mlora", hidden_units=(16, 8)), spec)
+    before = model.get_layer("user_emb").embeddings.numpy().copy()
+    np.testing.assert_array_equal(before, taobao.pretrained_embeddings(taobao10)["uid"])
+    Trainer(model, taobao10, TrainConfig(max_epochs=1, batch_size=64)).fit(schedule_phases("joint", "mlora"))
+    np.testing.assert_array_equal(model.get_layer("user_emb").embeddings.numpy(), before)

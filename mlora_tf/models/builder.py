@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import keras
+from absl import logging
 from keras import ops
 
 from mlora_tf.config import ModelConfig
@@ -27,14 +28,24 @@ DENSE_STACK_NAME = "dense_stack"
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
-    """What the model needs to know about the data: vocabularies and domains."""
+    """What the model needs to know about the data: vocabularies, domains and, for
+    Taobao, the pretrained uid/pid embedding matrices (`{"uid": (n_uid, d), ...}`)."""
 
     vocab_sizes: dict
     n_domains: int
+    pretrained: dict | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
     def from_dataset(cls, dataset) -> "DataSpec":
-        return cls(vocab_sizes=dict(dataset.vocab_sizes), n_domains=int(dataset.n_domains))
+        from mlora_tf.data.prepared import get_extras
+
+        extras = get_extras(dataset)
+        pretrained = (
+            {"uid": extras["user_emb"], "pid": extras["item_emb"]}
+            if "user_emb" in extras and "item_emb" in extras
+            else None
+        )
+        return cls(vocab_sizes=dict(dataset.vocab_sizes), n_domains=int(dataset.n_domains), pretrained=pretrained)
 
 
 class BackboneInputs:
@@ -48,7 +59,7 @@ class BackboneInputs:
         profile: the `VariantProfile` (initializers) of this variant.
     """
 
-    def __init__(self, ids, embeddings, config, profile, dense_stack, vocab_sizes, n_domains):
+    def __init__(self, ids, embeddings, config, profile, dense_stack, vocab_sizes, n_domains, frozen=()):
         self.ids = ids
         self.embeddings = embeddings
         self.domain = ids["domain"]
@@ -57,6 +68,7 @@ class BackboneInputs:
         self.n_domains = n_domains
         self._dense_stack = dense_stack
         self._vocab_sizes = vocab_sizes
+        self._frozen = set(frozen)
         self._flat = None
 
     def flat(self):
@@ -77,9 +89,13 @@ class BackboneInputs:
         return self._dense_stack([x, self.domain])
 
     def linear_logit(self):
-        """The wide part: per-id scalar weights summed over features, `(batch_size, 1)`."""
+        """The wide part: per-id scalar weights summed over features, `(batch_size, 1)`.
+
+        A feature with frozen pretrained embeddings keeps its linear weights frozen at
+        zero too (they inherit the table's trainable flag, as in the original)."""
         layer = LinearLogit(
-            [self._vocab_sizes[f] for f in FEATURES], l2=self.config.l2_reg_linear, name="linear_logit"
+            [self._vocab_sizes[f] for f in FEATURES], l2=self.config.l2_reg_linear,
+            trainable_tables=[f not in self._frozen for f in FEATURES], name="linear_logit",
         )
         return layer([self.ids[f] for f in FEATURES])
 
@@ -157,15 +173,30 @@ def build_model(config: ModelConfig, data: DataSpec) -> keras.Model:
     dims = {"uid": config.user_dim, "pid": config.item_dim, "domain": config.domain_dim}
     table_names = {"uid": "user_emb", "pid": "item_emb", "domain": "domain_emb"}
     l2 = keras.regularizers.L2(config.l2_reg_embedding) if profile.embedding_l2 and config.l2_reg_embedding else None
-    embeddings = []
+    pretrained = data.pretrained if (data.pretrained and config.load_pretrain_emb) else {}
+    for f, matrix in pretrained.items():
+        if dims[f] != matrix.shape[1]:
+            logging.info("%s embedding size %d follows the pretrained vectors (was %d).", f, matrix.shape[1], dims[f])
+            dims[f] = int(matrix.shape[1])
+    embeddings, tables = [], {}
     for f in FEATURES:
         init = profile.initializer("domain_embedding" if f == "domain" else "id_embedding")
-        layer = keras.layers.Embedding(
+        tables[f] = keras.layers.Embedding(
             data.vocab_sizes[f], dims[f], embeddings_initializer=init, embeddings_regularizer=l2, name=table_names[f]
         )
-        embeddings.append(layer(ids[f]))
+        embeddings.append(tables[f](ids[f]))
+    for f, matrix in pretrained.items():
+        # Pretrained vectors (Taobao): the table starts from them and stays frozen
+        # unless `emb_trainable` (original-model-zoo.md §1.2).
+        if matrix.shape[0] != data.vocab_sizes[f]:
+            raise ValueError(
+                f"Pretrained {f} embeddings have {matrix.shape[0]} rows for a vocabulary of {data.vocab_sizes[f]}."
+            )
+        tables[f].embeddings.assign(matrix.astype("float32"))
+        tables[f].trainable = bool(config.emb_trainable)
+    frozen = [] if config.emb_trainable else list(pretrained)
     dense_stack = make_dense_stack(config, profile, mode, lora_reduce, data.n_domains, spec.topology)
-    inputs = BackboneInputs(ids, embeddings, config, profile, dense_stack, data.vocab_sizes, data.n_domains)
+    inputs = BackboneInputs(ids, embeddings, config, profile, dense_stack, data.vocab_sizes, data.n_domains, frozen)
     logit = spec.build(inputs)
     logit = GlobalBias(name="global_bias")(logit)
     logit = keras.layers.Reshape((), name="logit")(logit)

@@ -71,3 +71,19 @@ def test_model_saves_and_reloads_without_custom_objects(tmp_path):
     model.save(tmp_path / "m.keras")
     reloaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(reloaded(x)["logit"].numpy(), model(x)["logit"].numpy(), rtol=1e-6)
+
+
+def test_pretrained_embeddings_start_the_tables_and_stay_frozen():
+    rng = np.random.default_rng(0)
+    pretrained = {"uid": rng.normal(size=(30, 16)).astype("float32"), "pid": rng.normal(size=(20, 16)).astype("float32")}
+    spec = DataSpec({"uid": 30, "pid": 20, "domain": 3}, 3, pretrained=pretrained)
+    model = build_model(ModelConfig(name="wdl", adapter="mlora"), spec)
+    np.testing.assert_array_equal(model.get_layer("user_emb").embeddings.numpy(), pretrained["uid"])
+    np.testing.assert_array_equal(model.get_layer("item_emb").embeddings.numpy(), pretrained["pid"])
+    trainable = {v.path for v in model.trainable_variables}
+    assert not any(p.startswith(("user_emb", "item_emb")) for p in trainable)
+    assert any(p.startswith("domain_emb") for p in trainable)
+    linear = model.get_layer("linear_logit")
+    assert [t.trainable for t in linear.tables] == [False, False, True]  # frozen at zero, as the original
+    trainable_model = build_model(ModelConfig(name="wdl", adapter="mlora", emb_trainable=True), spec)
+    assert any(v.path.startswith("user_emb") for v in trainable_model.trainable_variables)
