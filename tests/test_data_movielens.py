@@ -456,11 +456,15 @@ def test_cache_hit_from_a_copy_reports_its_own_folder(tmp_path, monkeypatch):
 
 
 def test_available_datasets():
-    assert available_datasets() == ["amazon", "csv", "ml-100k", "ml-1m", "synthetic", "taobao"]
+    assert available_datasets() == [
+        "amazon", "csv", "ml-100k", "ml-100k-m3oe", "ml-1m", "ml-1m-m3oe", "synthetic",
+        "synthetic-mt", "taobao",
+    ]
 
 
 def test_unknown_dataset_lists_valid_names():
-    with pytest.raises(ValueError, match=r"\['amazon', 'csv', 'ml-100k', 'ml-1m', 'synthetic', 'taobao'\].*'ml-10m'"):
+    with pytest.raises(ValueError, match=r"\['amazon', 'csv', 'ml-100k', 'ml-100k-m3oe', 'ml-1m', 'ml-1m-m3oe', "
+                       r"'synthetic', 'synthetic-mt', 'taobao'\].*'ml-10m'"):
         load_dataset("ml-10m")
 
 

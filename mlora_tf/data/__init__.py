@@ -12,6 +12,7 @@ from mlora_tf.data.dataset import (
     MultiDomainDataset,
 )
 from mlora_tf.data.movielens import MovieLensFilesNotFoundError, load_movielens
+from mlora_tf.data.movielens_m3oe import load_movielens_m3oe
 from mlora_tf.data.registry import (
     DatasetSpec,
     available_datasets,
@@ -20,6 +21,7 @@ from mlora_tf.data.registry import (
 )
 from mlora_tf.data.split import split_by_domain, split_indices, split_sizes
 from mlora_tf.data.synthetic import SyntheticConfig, SyntheticWorld, load_synthetic
+from mlora_tf.data.synthetic_mt import SyntheticMTConfig, SyntheticMTWorld, load_synthetic_multitask
 
 __all__ = [
     "COLUMNS",
@@ -31,12 +33,16 @@ __all__ = [
     "MovieLensFilesNotFoundError",
     "MultiDomainDataset",
     "SyntheticConfig",
+    "SyntheticMTConfig",
+    "SyntheticMTWorld",
     "SyntheticWorld",
     "available_datasets",
     "default_cache_dir",
     "load_dataset",
     "load_movielens",
+    "load_movielens_m3oe",
     "load_synthetic",
+    "load_synthetic_multitask",
     "make_cache_key",
     "register_dataset",
     "split_by_domain",

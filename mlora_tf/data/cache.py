@@ -28,7 +28,7 @@ import numpy as np
 from absl import logging
 
 from mlora_tf.io import atomic_write
-from mlora_tf.data.dataset import COLUMNS, SPLITS, MultiDomainDataset
+from mlora_tf.data.dataset import FEATURES, LABEL, SPLITS, MultiDomainDataset
 
 SCHEMA_VERSION = 1
 """Bump when the prepared arrays of any loader change meaning or layout."""
@@ -115,7 +115,7 @@ def _array_entries(dataset: MultiDomainDataset) -> dict[str, np.ndarray]:
     return {
         f"{split}__{column}": dataset.splits[split][column]
         for split in SPLITS
-        for column in COLUMNS
+        for column in dataset.column_names
     }
 
 
@@ -149,7 +149,14 @@ def load_cached(path: str, key: str) -> MultiDomainDataset | None:
         # Open the file ourselves so that it is closed even when numpy fails.
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
             meta = json.loads(str(npz[_META_KEY][()]))
-            names = [f"{s}__{c}" for s in SPLITS for c in COLUMNS]
+            # Files written before the multi-task schema have no `labels` /
+            # `dense_features` entries: they are single-task `uid, pid, domain, label`.
+            schema = meta.get("dataset", {})
+            features = tuple(schema.get("features") or FEATURES)
+            labels = tuple(schema.get("labels") or (LABEL,))
+            dense = tuple(schema.get("dense_features") or ())
+            columns = features + dense + labels
+            names = [f"{s}__{c}" for s in SPLITS for c in columns]
             arrays = {name: npz[name] for name in names}
         problem = None
         if meta.get("schema_version") != SCHEMA_VERSION:
@@ -163,7 +170,7 @@ def load_cached(path: str, key: str) -> MultiDomainDataset | None:
             return None
         info = meta["dataset"]
         splits = {
-            s: {c: arrays[f"{s}__{c}"] for c in COLUMNS} for s in SPLITS
+            s: {c: arrays[f"{s}__{c}"] for c in columns} for s in SPLITS
         }
         return MultiDomainDataset(
             name=info["name"],
@@ -172,7 +179,9 @@ def load_cached(path: str, key: str) -> MultiDomainDataset | None:
             domain_names=info["domain_names"],
             splits=splits,
             info=info["info"],
-            features=tuple(info["features"]),
+            features=features,
+            labels=labels,
+            dense_features=dense,
         )
     except (OSError, EOFError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as error:
         logging.warning(

@@ -11,6 +11,21 @@ Column conventions (shared by both):
 
 - `uid`, `pid`, `domain`: int64 arrays. Domain ids are contiguous, `0..D-1`.
 - `label`: float32 array of 0.0 / 1.0.
+
+Both containers also take three optional schema fields, for multi-task data with
+more features (M3oE's MovieLens variant, `mlora_tf.data.movielens_m3oe`):
+
+- `features`: the sparse (id) columns, int64, each with a `vocab_sizes` entry.
+  Default `("uid", "pid", "domain")`; these three are always required, and any
+  further ones (e.g. `"gender"`, `"cate_id"`) follow them.
+- `labels`: the label columns, float32 0.0 / 1.0, one per task. Default
+  `("label",)`; a multi-task dataset uses e.g. `("click", "like")`.
+  `MultiDomainDataset.select_task(name)` gives a single-task view whose `label`
+  is that column, for the single-task models and trainer.
+- `dense_features`: float32 numeric columns (finite), default `()`, e.g. `("age",)`.
+
+With the defaults the containers and their validation are exactly those of a
+single-task `uid, pid, domain, label` dataset, and a cache file holds the same arrays.
 """
 
 from __future__ import annotations
@@ -26,22 +41,17 @@ FEATURES: tuple[str, ...] = ("uid", "pid", "domain")
 LABEL = "label"
 COLUMNS: tuple[str, ...] = FEATURES + (LABEL,)
 
-_INT_COLUMNS = FEATURES
-_FLOAT_COLUMNS = (LABEL,)
 
-
-def _as_column(name: str, values: object) -> np.ndarray:
-    """Converts `values` to the canonical dtype of column `name` (1-D)."""
-    dtype = np.float32 if name in _FLOAT_COLUMNS else np.int64
+def _as_column(name: str, values: object, integer: bool) -> np.ndarray:
+    """Converts `values` to int64 (`integer`) or float32, 1-D."""
+    dtype = np.int64 if integer else np.float32
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(
             f"Column `{name}` must be 1-D. Received: shape={array.shape}"
         )
     if array.dtype != dtype:
-        if name in _INT_COLUMNS and array.size and not np.issubdtype(
-            array.dtype, np.integer
-        ):
+        if integer and array.size and not np.issubdtype(array.dtype, np.integer):
             raise ValueError(
                 f"Column `{name}` must hold integers. Received: dtype={array.dtype}"
             )
@@ -49,20 +59,74 @@ def _as_column(name: str, values: object) -> np.ndarray:
     return array
 
 
+def check_schema(
+    name: str,
+    features: Sequence[str],
+    labels: Sequence[str],
+    dense_features: Sequence[str],
+    vocab_sizes: Mapping[str, int],
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Validates the column schema of a dataset; returns it as three tuples.
+
+    `features` must include `uid, pid, domain` and every feature needs a
+    vocabulary size; `labels` is non-empty; no name may appear twice.
+    """
+    features, labels, dense_features = tuple(features), tuple(labels), tuple(dense_features)
+    for group, values in (("features", features), ("labels", labels),
+                          ("dense_features", dense_features)):
+        if not all(isinstance(v, str) and v for v in values):
+            raise ValueError(
+                f"Dataset '{name}': `{group}` must be non-empty column names. "
+                f"Received: {group}={list(values)}"
+            )
+    missing = [f for f in FEATURES if f not in features]
+    if missing:
+        raise ValueError(
+            f"Dataset '{name}': `features` must include {list(FEATURES)}. "
+            f"Received: features={list(features)}"
+        )
+    if not labels:
+        raise ValueError(
+            f"Dataset '{name}': `labels` needs at least one label column. Received: labels=()"
+        )
+    names = features + labels + dense_features
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(
+            f"Dataset '{name}': column names must be unique across features, labels and "
+            f"dense_features. Received: duplicates {duplicates}"
+        )
+    no_vocab = [f for f in features if f not in vocab_sizes]
+    if no_vocab:
+        raise ValueError(
+            f"Dataset '{name}': `vocab_sizes` lacks {no_vocab}. "
+            f"Received: vocab_sizes={dict(vocab_sizes)}"
+        )
+    return features, labels, dense_features
+
+
 def _validate_columns(
     where: str,
     columns: Mapping[str, np.ndarray],
     n_domains: int,
     vocab_sizes: Mapping[str, int],
+    features: Sequence[str] = FEATURES,
+    labels: Sequence[str] = (LABEL,),
+    dense_features: Sequence[str] = (),
 ) -> dict[str, np.ndarray]:
-    """Checks one set of columns and returns them in canonical dtypes."""
-    missing = [c for c in COLUMNS if c not in columns]
+    """Checks one set of columns and returns them in canonical dtypes.
+
+    Only the schema's columns are kept (features, dense features, labels, in that
+    order); any other entry of `columns` is dropped.
+    """
+    expected = tuple(features) + tuple(dense_features) + tuple(labels)
+    missing = [c for c in expected if c not in columns]
     if missing:
         raise ValueError(
-            f"{where} lacks columns {missing}; expected {list(COLUMNS)}. "
+            f"{where} lacks columns {missing}; expected {list(expected)}. "
             f"Received: {sorted(columns)}"
         )
-    out = {name: _as_column(name, columns[name]) for name in COLUMNS}
+    out = {name: _as_column(name, columns[name], name in features) for name in expected}
     lengths = {name: len(array) for name, array in out.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(
@@ -70,7 +134,7 @@ def _validate_columns(
         )
     if lengths["uid"] == 0:
         return out
-    for name in FEATURES:
+    for name in features:
         low, high = int(out[name].min()), int(out[name].max())
         limit = vocab_sizes[name]
         if low < 0 or high >= limit:
@@ -78,12 +142,20 @@ def _validate_columns(
                 f"{where}: `{name}` ids must lie in [0, {limit}) "
                 f"(vocab_sizes['{name}']={limit}). Received: min={low}, max={high}"
             )
-    labels = out[LABEL]
-    if not np.all((labels == 0.0) | (labels == 1.0)):
-        bad = labels[(labels != 0.0) & (labels != 1.0)][:5]
-        raise ValueError(
-            f"{where}: `label` must be 0.0 or 1.0. Received: {bad.tolist()}"
-        )
+    for name in dense_features:
+        finite = np.isfinite(out[name])
+        if not finite.all():
+            raise ValueError(
+                f"{where}: dense feature `{name}` must be finite. "
+                f"Received: {out[name][~finite][:5].tolist()}"
+            )
+    for name in labels:
+        values = out[name]
+        if not np.all((values == 0.0) | (values == 1.0)):
+            bad = values[(values != 0.0) & (values != 1.0)][:5]
+            raise ValueError(
+                f"{where}: `{name}` must be 0.0 or 1.0. Received: {bad.tolist()}"
+            )
     return out
 
 
@@ -98,8 +170,11 @@ class InteractionTable:
             smaller than its vocabulary size.
         domain_names: human-readable domain names, index = domain id.
         columns: `{"uid", "pid", "domain"}` int64 and `"label"` float32 arrays
-            of equal length, in source order.
+            of equal length, in source order (more with a wider schema).
         info: JSON-serialisable provenance (raw file hashes, dropped rows, ...).
+        features: sparse int64 columns (default `uid, pid, domain`).
+        labels: float32 0/1 label columns (default `("label",)`).
+        dense_features: float32 numeric columns (default none).
     """
 
     name: str
@@ -108,15 +183,27 @@ class InteractionTable:
     domain_names: list[str]
     columns: dict[str, np.ndarray]
     info: dict = dataclasses.field(default_factory=dict)
+    features: tuple[str, ...] = FEATURES
+    labels: tuple[str, ...] = (LABEL,)
+    dense_features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_header(self.name, self.n_domains, self.vocab_sizes, self.domain_names)
+        self.features, self.labels, self.dense_features = check_schema(
+            self.name, self.features, self.labels, self.dense_features, self.vocab_sizes
+        )
         self.columns = _validate_columns(
-            f"Table '{self.name}'", self.columns, self.n_domains, self.vocab_sizes
+            f"Table '{self.name}'", self.columns, self.n_domains, self.vocab_sizes,
+            self.features, self.labels, self.dense_features,
         )
 
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Features, dense features, then labels."""
+        return self.features + self.dense_features + self.labels
+
     def __len__(self) -> int:
-        return len(self.columns[LABEL])
+        return len(self.columns["domain"])
 
 
 def _check_header(
@@ -161,10 +248,15 @@ class MultiDomainDataset:
         vocab_sizes: `{"uid": max uid + 1, "pid": max pid + 1, "domain": D}`.
         domain_names: human-readable names, index = domain id (e.g. `["F", "M"]`).
         splits: `"train"`, `"val"`, `"test"` -> `{"uid", "pid", "domain"}` int64
-            arrays and a `"label"` float32 array.
+            arrays and a `"label"` float32 array (with a wider schema: every
+            column of `features`, `dense_features` and `labels`).
         info: JSON-serialisable provenance: raw file hashes, cache key, number
             of dropped orphan ratings, split settings, ...
-        features: names of the feature columns (the label is not a feature).
+        features: names of the sparse (int64 id) feature columns; they start
+            with `uid, pid, domain`, each has a `vocab_sizes` entry.
+        labels: names of the float32 0/1 label columns, one per task; default
+            `("label",)`.
+        dense_features: names of float32 numeric feature columns; default none.
 
     Example:
 
@@ -183,12 +275,16 @@ class MultiDomainDataset:
     splits: dict[str, dict[str, np.ndarray]]
     info: dict
     features: tuple[str, ...] = FEATURES
+    labels: tuple[str, ...] = (LABEL,)
+    dense_features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_header(self.name, self.n_domains, self.vocab_sizes, self.domain_names)
         self.vocab_sizes = {k: int(v) for k, v in self.vocab_sizes.items()}
         self.domain_names = [str(n) for n in self.domain_names]
-        self.features = tuple(self.features)
+        self.features, self.labels, self.dense_features = check_schema(
+            self.name, self.features, self.labels, self.dense_features, self.vocab_sizes
+        )
         missing = [s for s in SPLITS if s not in self.splits]
         if missing:
             raise ValueError(
@@ -201,6 +297,9 @@ class MultiDomainDataset:
                 self.splits[split],
                 self.n_domains,
                 self.vocab_sizes,
+                self.features,
+                self.labels,
+                self.dense_features,
             )
             for split in SPLITS
         }
@@ -216,6 +315,52 @@ class MultiDomainDataset:
             self._offsets[split] = np.searchsorted(
                 domain, np.arange(self.n_domains + 1), side="left"
             )
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Every column of a split: features, dense features, then labels."""
+        return self.features + self.dense_features + self.labels
+
+    @property
+    def is_multitask(self) -> bool:
+        """Whether the dataset has more than one label column."""
+        return len(self.labels) > 1
+
+    def _check_label(self, label: str | None) -> str:
+        if label is None:
+            return self.labels[0]
+        if label not in self.labels:
+            raise ValueError(
+                f"Dataset '{self.name}' has no label column {label!r}; its labels are "
+                f"{list(self.labels)}. Received: label={label!r}"
+            )
+        return label
+
+    def select_task(self, label: str) -> "MultiDomainDataset":
+        """A single-task view: column `label` becomes `"label"`, other labels dropped.
+
+        The arrays are shared, not copied. Features and dense features are kept, so
+        the single-task models (which read `uid, pid, domain`) and trainer can run on
+        one task of a multi-task dataset (M3oE's "-MDL" setting, one model per task).
+        """
+        label = self._check_label(label)
+        splits = {}
+        for split, columns in self.splits.items():
+            kept = {c: columns[c] for c in self.features + self.dense_features}
+            kept[LABEL] = columns[label]
+            splits[split] = kept
+        info = dict(self.info, task=label, tasks=list(self.labels))
+        return MultiDomainDataset(
+            name=f"{self.name}[{label}]",
+            n_domains=self.n_domains,
+            vocab_sizes=dict(self.vocab_sizes),
+            domain_names=list(self.domain_names),
+            splits=splits,
+            info=info,
+            features=self.features,
+            labels=(LABEL,),
+            dense_features=self.dense_features,
+        )
 
     def _check_split(self, split: str) -> None:
         if split not in self.splits:
@@ -235,7 +380,7 @@ class MultiDomainDataset:
         """Number of rows of `split`, of one domain if `domain` is given."""
         self._check_split(split)
         if domain is None:
-            return int(len(self.splits[split][LABEL]))
+            return int(len(self.splits[split]["domain"]))
         self._check_domain(domain)
         offsets = self._offsets[split]
         return int(offsets[domain + 1] - offsets[domain])
@@ -255,40 +400,56 @@ class MultiDomainDataset:
             for split in SPLITS
         }
 
-    def positive_rate(self, split: str) -> list[float]:
-        """Per-domain share of label-1 rows in `split` (NaN for an empty domain)."""
+    def positive_rate(self, split: str, label: str | None = None) -> list[float]:
+        """Per-domain share of label-1 rows in `split` (NaN for an empty domain).
+
+        `label`: which label column (default the first, `"label"` for single-task).
+        """
+        label = self._check_label(label)
         rates = []
         for d in range(self.n_domains):
-            labels = self.domain_slice(split, d)[LABEL]
+            labels = self.domain_slice(split, d)[label]
             rates.append(float(labels.mean()) if labels.size else float("nan"))
         return rates
 
     def summary(self) -> str:
-        """A short human-readable table: per domain, split rows and positive rate."""
+        """A short human-readable table: per domain, split rows and positive rate(s).
+
+        One positive-rate column per label: `pos rate` for a single-task dataset,
+        `pos <label>` for each task of a multi-task one.
+        """
         sizes = self.sizes()
         width = max([len("domain")] + [len(n) for n in self.domain_names]) + 6
-        header = (
-            f"{'domain':<{width}}{'train':>10}{'val':>10}{'test':>10}{'pos rate':>10}"
+        heads = ["pos rate"] if not self.is_multitask else [f"pos {l}" for l in self.labels]
+        rate_width = max([10] + [len(h) + 2 for h in heads])
+        header = f"{'domain':<{width}}{'train':>10}{'val':>10}{'test':>10}" + "".join(
+            f"{h:>{rate_width}}" for h in heads
         )
         lines = [
             f"{self.name}: {self.n_domains} domains, "
             f"{self.vocab_sizes['uid']} uid, {self.vocab_sizes['pid']} pid",
             header,
         ]
+
+        def rates(columns_of) -> str:
+            parts = []
+            for label in self.labels:
+                arrays = [columns_of(s)[label] for s in SPLITS]
+                n_all = sum(a.size for a in arrays)
+                n_pos = sum(float(a.sum()) for a in arrays)
+                parts.append(f"{(n_pos / n_all if n_all else float('nan')):>{rate_width}.3f}")
+            return "".join(parts)
+
         for d, name in enumerate(self.domain_names):
-            n_pos = sum(float(self.domain_slice(s, d)[LABEL].sum()) for s in SPLITS)
-            n_all = sum(sizes[s][d] for s in SPLITS)
-            rate = n_pos / n_all if n_all else float("nan")
             lines.append(
                 f"{f'{d} {name}':<{width}}{sizes['train'][d]:>10}"
-                f"{sizes['val'][d]:>10}{sizes['test'][d]:>10}{rate:>10.3f}"
+                f"{sizes['val'][d]:>10}{sizes['test'][d]:>10}"
+                + rates(lambda s, d=d: self.domain_slice(s, d))
             )
-        total_pos = sum(float(self.splits[s][LABEL].sum()) for s in SPLITS)
-        total = sum(self.num_rows(s) for s in SPLITS)
         lines.append(
             f"{'total':<{width}}{self.num_rows('train'):>10}"
             f"{self.num_rows('val'):>10}{self.num_rows('test'):>10}"
-            f"{(total_pos / total if total else float('nan')):>10.3f}"
+            + rates(lambda s: self.splits[s])
         )
         return "\n".join(lines)
 
@@ -301,6 +462,8 @@ class MultiDomainDataset:
             "domain_names": list(self.domain_names),
             "info": self.info,
             "features": list(self.features),
+            "labels": list(self.labels),
+            "dense_features": list(self.dense_features),
         }
         json.dumps(meta)  # Fails early on a non-serialisable info entry.
         return meta

@@ -199,7 +199,12 @@ def dataset_statistics(dataset: MultiDomainDataset) -> dict:
     sizes = dataset.sizes()
     totals = {s: dataset.num_rows(s) for s in sizes}
     total = sum(totals.values())
-    positives = sum(float(dataset.splits[s]["label"].sum()) for s in sizes)
+    labels = dataset.labels
+    rates = {
+        label: (sum(float(dataset.splits[s][label].sum()) for s in sizes) / total if total else None)
+        for label in labels
+    }
+    extra = {"positive_rates": rates} if len(labels) > 1 else {}
     return {
         "domains": int(dataset.n_domains),
         "users": int(dataset.vocab_sizes["uid"]),
@@ -207,7 +212,8 @@ def dataset_statistics(dataset: MultiDomainDataset) -> dict:
         **totals,
         "total": int(total),
         "shares": {s: (totals[s] / total if total else None) for s in totals},
-        "positive_rate": positives / total if total else None,
+        "positive_rate": rates[labels[0]],
+        **extra,
         "per_domain": sizes,
     }
 

@@ -16,8 +16,10 @@ from absl import logging
 from mlora_tf.data import amazon
 from mlora_tf.data import csv_loader
 from mlora_tf.data import movielens
+from mlora_tf.data import movielens_m3oe
 from mlora_tf.data import prepared
 from mlora_tf.data import synthetic
+from mlora_tf.data import synthetic_mt
 from mlora_tf.data import taobao
 from mlora_tf.data.dataset import MultiDomainDataset
 from mlora_tf.data.split import DEFAULT_SEED
@@ -111,6 +113,52 @@ register_dataset(
         },
     )
 )
+def _movielens_m3oe_loader(variant: str) -> Callable[..., MultiDomainDataset]:
+    def load(*, data_dir, domain_split, cache_dir, seed, **options) -> MultiDomainDataset:
+        return movielens_m3oe.load_movielens_m3oe(
+            variant,
+            data_dir=data_dir,
+            domain_split=domain_split,
+            cache_dir=cache_dir,
+            seed=seed,
+            **options,
+        )
+
+    return load
+
+
+# M3oE's multi-task MovieLens setup (m3oe.md §1, datasets.md §7): 3 age domains, labels
+# click and like, user/movie features, positional 80/10/10 split.
+register_dataset(
+    DatasetSpec(
+        "ml-1m-m3oe",
+        _movielens_m3oe_loader("ml-1m-m3oe"),
+        movielens_m3oe.OPTIONS,
+        "MovieLens-1M as M3oE (users.dat, ratings.dat, movies.dat): 3 age domains, tasks click "
+        "(rating > 3) and like (rating = 5), positional 80/10/10 split",
+        default_domain_split=movielens_m3oe.DOMAIN_SPLIT,
+        # m3oe.md §1.2, §1.5: vocabularies are distinct counts (6,040 users, 3,706 rated movies).
+        expected_stats={
+            movielens_m3oe.DOMAIN_SPLIT: {"domains": 3, "users": 6040, "items": 3706,
+                                         "train": 800167, "val": 100021, "test": 100021},
+        },
+    )
+)
+register_dataset(
+    DatasetSpec(
+        "ml-100k-m3oe",
+        _movielens_m3oe_loader("ml-100k-m3oe"),
+        movielens_m3oe.OPTIONS,
+        "MovieLens-100K in M3oE's setup (u.user, u.data, u.item): the same 3 age brackets and tasks",
+        default_domain_split=movielens_m3oe.DOMAIN_SPLIT,
+        expected_stats={
+            movielens_m3oe.DOMAIN_SPLIT: {"domains": 3, "users": 943, "items": 1682,
+                                         "train": 80000, "val": 10000, "test": 10000},
+        },
+    )
+)
+
+
 def _amazon_loader(*, data_dir, domain_split, cache_dir, seed, **options) -> MultiDomainDataset:
     return amazon.load_amazon(
         data_dir=data_dir, domain_split=domain_split, cache_dir=cache_dir, seed=seed, **options
@@ -172,6 +220,22 @@ register_dataset(
 )
 
 
+def _synthetic_mt_loader(*, data_dir, domain_split, cache_dir, seed, **options) -> MultiDomainDataset:
+    del data_dir, domain_split, cache_dir
+    return synthetic_mt.load_synthetic_multitask(seed=seed, **options)
+
+
+register_dataset(
+    DatasetSpec(
+        "synthetic-mt",
+        _synthetic_mt_loader,
+        synthetic_mt.OPTIONS | {"fractions"},
+        "seeded synthetic multi-task data with ml-1m-m3oe's schema: labels click and like, "
+        "planted domain and task effects (offline)",
+    )
+)
+
+
 def available_datasets() -> list[str]:
     """Sorted names accepted by `load_dataset`."""
     return sorted(_REGISTRY)
@@ -219,7 +283,9 @@ def load_dataset(
 
     Args:
         name: one of `available_datasets()`: `"ml-100k"`, `"ml-1m"`,
-            `"synthetic"`.
+            `"synthetic"`, ...; the multi-task ones (`"ml-1m-m3oe"`,
+            `"ml-100k-m3oe"`, `"synthetic-mt"`) return datasets with several
+            `labels` (see `mlora_tf.data.movielens_m3oe`).
         data_dir: raw-data folder (MovieLens), or its parent holding
             `ml-1m/` (`ml_1m/`, `ml-100k/`). Default `$MLORA_TF_DATA_DIR` or
             `./datasets`. Ignored by `"synthetic"`. A folder written by
@@ -228,8 +294,9 @@ def load_dataset(
         domain_split: what defines the domains. MovieLens: `"gender"` (default),
             `"age"` or `"occupation"`; Amazon: `"category_6"` (default) or
             `"category_13"`; Taobao: `"theme_<N>"` (default `"theme_10"`) or
-            `"theme_<N>_time"`. None -> the dataset's default. Ignored by
-            `"synthetic"` and `"csv"`.
+            `"theme_<N>_time"`; M3oE's MovieLens: `"age3"` (the only one).
+            None -> the dataset's default. Ignored by `"synthetic"`,
+            `"synthetic-mt"` and `"csv"`.
         cache_dir: folder of the prepared-split cache; None -> `$MLORA_TF_CACHE`
             or `~/.cache/mlora_tf`; False -> no caching. `"synthetic"` is never
             cached.

@@ -34,7 +34,7 @@ import numpy as np
 from absl import logging
 from sklearn.model_selection import train_test_split
 
-from mlora_tf.data.dataset import COLUMNS, LABEL, SPLITS, InteractionTable
+from mlora_tf.data.dataset import SPLITS, InteractionTable
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.6, 0.2, 0.2)
 DEFAULT_SEED = 123
@@ -213,7 +213,8 @@ def split_by_domain(
         rows = order[bounds[d] : bounds[d + 1]]
         label = f"{d} ('{table.domain_names[d]}') of {table.name}"
         train, val, test, fell_back = split_indices(
-            columns[LABEL][rows], seed=int(seed), fractions=fractions, domain_label=label
+            columns[table.labels[0]][rows], seed=int(seed), fractions=fractions,
+            domain_label=label,
         )
         if fell_back:
             fallbacks.append(d)
@@ -222,7 +223,7 @@ def split_by_domain(
     splits = {}
     for split in SPLITS:
         rows = np.concatenate(parts[split]) if parts[split] else np.zeros(0, np.int64)
-        splits[split] = {c: columns[c][rows] for c in COLUMNS}
+        splits[split] = {c: columns[c][rows] for c in table.column_names}
     split_info = {
         "method": "per-domain stratified train_test_split, source row order",
         "fractions": list(fractions),

@@ -6,3 +6,12 @@ from mlora_tf.layers.lora_dense import LoRADense, LowRankAdapter, MoELoRADense, 
 from mlora_tf.layers.mixture import DomainSelector, GatingHead  # noqa: F401
 from mlora_tf.layers import interactions  # noqa: F401  (registers the interaction layers)
 from mlora_tf.layers.interactions import *  # noqa: F401,F403
+from mlora_tf.layers import m3oe  # noqa: F401  (registers the M3oE layers)
+from mlora_tf.layers.m3oe import (  # noqa: F401
+    DomainRepresentation,
+    DomainTaskTowers,
+    ExpertBank,
+    ExpertFusion,
+    ExpertGates,
+    LNDense,
+)

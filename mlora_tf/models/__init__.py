@@ -9,3 +9,4 @@ from mlora_tf.models.builder import (  # noqa: F401
     variable_groups,
 )
 from mlora_tf.models.registry import get_backbone, list_backbones, register_backbone  # noqa: F401
+from mlora_tf.models.m3oe import M3oEConfig, MultiTaskDataSpec, build_m3oe  # noqa: F401  (multi-task, not a backbone)

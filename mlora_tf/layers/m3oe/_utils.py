@@ -1,0 +1,85 @@
+"""Private helpers of the M3oE layers: PyTorch-default initialisers and checks."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+from keras import ops
+
+from mlora_tf.layers.interactions._utils import clone_initializer
+
+TORCH_LAYER_NORM_EPSILON = 1e-5
+"""`torch.nn.LayerNorm`'s default epsilon (Keras's default is 1e-3)."""
+
+
+def torch_uniform(fan_in: int) -> keras.initializers.Initializer:
+    """`U(-1/sqrt(fan_in), 1/sqrt(fan_in))`: torch's default for `nn.Linear` weight and bias.
+
+    A fresh (unseeded) initializer each call, so no two weights share values.
+    """
+    limit = 1.0 / math.sqrt(max(int(fan_in), 1))
+    return keras.initializers.RandomUniform(minval=-limit, maxval=limit)
+
+
+def xavier_uniform(fan_in: int, fan_out: int) -> keras.initializers.Initializer:
+    """`U(-a, a)`, `a = sqrt(6 / (fan_in + fan_out))`, for one matrix.
+
+    Unlike Keras's `GlorotUniform` on a stacked `(n, fan_in, fan_out)` weight (whose
+    fans are multiplied by `n`), this is torch's `xavier_uniform_` applied to each
+    `(fan_in, fan_out)` matrix separately.
+    """
+    limit = math.sqrt(6.0 / (int(fan_in) + int(fan_out)))
+    return keras.initializers.RandomUniform(minval=-limit, maxval=limit)
+
+
+def resolve_initializer(
+    initializer: keras.initializers.Initializer | None,
+    default: keras.initializers.Initializer,
+    seed_offset: int = 0,
+) -> keras.initializers.Initializer:
+    """`default` when `initializer` is None, else a fresh copy of `initializer`."""
+    if initializer is None:
+        return default
+    return clone_initializer(initializer, seed_offset)
+
+
+def get_initializer(value: Any) -> keras.initializers.Initializer | None:
+    """`keras.initializers.get`, keeping None (= the layer's torch default)."""
+    return None if value is None else keras.initializers.get(value)
+
+
+def serialize_initializer(value: keras.initializers.Initializer | None) -> Any:
+    return None if value is None else keras.initializers.serialize(value)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Raises ValueError unless `value` is a positive int (bool refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return value
+
+
+def check_epsilon(epsilon: Any) -> float:
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
+        raise ValueError(f"`epsilon` must be a positive number. Received: epsilon={epsilon!r}")
+    return float(epsilon)
+
+
+def layer_norm(x, gamma, beta, epsilon: float):
+    """LayerNorm over the last axis with biased variance (as torch), gain and bias."""
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    variance = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) * ops.rsqrt(variance + epsilon) * gamma + beta
+
+
+def domain_one_hot(domain, n_domains: int, dtype):
+    """`(batch_size, n_domains)` one-hot of `(batch_size,)` or `(batch_size, 1)` ids.
+
+    An id outside `[0, n_domains)` gives an all-zero row.
+    """
+    domain = ops.convert_to_tensor(domain)
+    if len(domain.shape) == 2:
+        domain = ops.squeeze(domain, axis=1)
+    return ops.one_hot(ops.cast(domain, "int32"), n_domains, dtype=dtype)
