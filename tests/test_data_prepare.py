@@ -132,9 +132,16 @@ def test_text_progress_bar():
 def test_default_progress_logs_every_tenth(caplog):
     import logging
 
-    with caplog.at_level(logging.INFO):
-        for i in range(0, 51):
-            prepared.progress("step", i, 50)
+    from absl import logging as absl_logging
+
+    old = absl_logging.get_verbosity()  # other tests' programs may have lowered it
+    absl_logging.set_verbosity(absl_logging.INFO)
+    try:
+        with caplog.at_level(logging.INFO):
+            for i in range(0, 51):
+                prepared.progress("step", i, 50)
+    finally:
+        absl_logging.set_verbosity(old)
     assert sum("step:" in r.getMessage() for r in caplog.records) == 10
 
 
