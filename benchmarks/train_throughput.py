@@ -39,6 +39,7 @@ from mlora_tf.data.dataset import MultiDomainDataset  # noqa: E402
 from mlora_tf.models import DataSpec, build_model  # noqa: E402
 from mlora_tf.runtime import configure_threads  # noqa: E402
 from mlora_tf.training import Trainer, schedule_phases  # noqa: E402
+from mlora_tf.training import distribute  # noqa: E402
 
 MODELS = ("mlp", "wdl")
 ADAPTERS = ("none", "mlora")
@@ -53,7 +54,10 @@ flags.DEFINE_integer("rows", common.DEFAULT_ROWS, "Training rows over all domain
 flags.DEFINE_integer("domains", common.DEFAULT_DOMAINS, "Number of domains (sizes follow ML-1M occupations).")
 flags.DEFINE_integer("batch_size", 1024, "Training batch size (every path).")
 flags.DEFINE_integer("seed", common.DEFAULT_SEED, "Seed of the data and of the models.")
-flags.DEFINE_enum("strategy", "default", ["default"], "tf.distribute strategy the models are built under.")
+flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES),
+                  "tf.distribute strategy the models are built and trained under (batch_size is the global batch).")
+flags.DEFINE_integer("cpu_devices", None, "Split the host CPU into N logical devices first (--strategy=mirrored "
+                     "then has N replicas on a host without a GPU).")
 flags.DEFINE_string("json_out", None, "Also write the figures as JSON to this path.")
 flags.DEFINE_enum(
     "threads", "auto", ["auto", "tf"],
@@ -80,10 +84,8 @@ warnings.filterwarnings("ignore", message=r".*Your input ran out of data.*")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The distribution strategy for `--strategy` (only `default` for now)."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    raise ValueError(f"Unknown strategy {name!r}. Valid: default")
+    """The distribution strategy for `--strategy` (`mlora_tf.training.distribute`)."""
+    return distribute.make_strategy(name)
 
 
 def to_dataset(data: dict) -> MultiDomainDataset:
@@ -106,7 +108,7 @@ def new_model(name: str, adapter: str, spec: DataSpec, strategy) -> keras.Model:
 # ------------------------------------------------------------------ our trainer
 def bench_trainer(name, adapter, dataset, spec, strategy) -> dict:
     model = new_model(name, adapter, spec, strategy)
-    trainer = Trainer(model, dataset, TrainConfig(batch_size=FLAGS.batch_size, seed=FLAGS.seed))
+    trainer = Trainer(model, dataset, TrainConfig(batch_size=FLAGS.batch_size, seed=FLAGS.seed), strategy=strategy)
     phase = schedule_phases("joint", adapter)[0]
     with strategy.scope():
         trainer._enter_phase(phase)
@@ -116,7 +118,9 @@ def bench_trainer(name, adapter, dataset, spec, strategy) -> dict:
         _, examples = train_epoch(phase)
         return examples
 
-    return common.time_epochs(run_epoch, FLAGS.epochs)
+    result = common.time_epochs(run_epoch, FLAGS.epochs)
+    result["replicas"] = strategy.num_replicas_in_sync
+    return result
 
 
 # ------------------------------------------------------------ Keras fit paths
@@ -263,6 +267,10 @@ def main(argv):
             raise app.UsageError(f"{what}: unknown {unknown}. Valid: {', '.join(valid)}")
     if FLAGS.epochs < 1 or FLAGS.fit_epochs < 1:
         raise app.UsageError("--epochs and --fit_epochs must be >= 1")
+    if FLAGS.strategy == "multi_worker" and not (FLAGS.skip_keras_fit and FLAGS.skip_csv):
+        raise app.UsageError("--strategy=multi_worker times the trainer only: add --skip_keras_fit --skip_csv")
+    if FLAGS.cpu_devices is not None:
+        distribute.configure_cpu_devices(FLAGS.cpu_devices)
     threads = configure_threads() if FLAGS.threads == "auto" else (0, 0)
     strategy = make_strategy(FLAGS.strategy)
     load_before = common.machine_info().get("loadavg")
@@ -298,7 +306,8 @@ def main(argv):
     header = [
         "",
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, os.cpu_count()={info['cpu_count']}, "
-        f"strategy={FLAGS.strategy}, threads={FLAGS.threads} (intra_op, inter_op = {threads}; 0 = TF's choice)",
+        f"strategy={FLAGS.strategy} ({strategy.num_replicas_in_sync} replica(s) in sync), "
+        f"threads={FLAGS.threads} (intra_op, inter_op = {threads}; 0 = TF's choice)",
         f"{common.describe(data)}; batch {FLAGS.batch_size}",
         f"ex/s: median of {FLAGS.epochs} timed epochs (trainer), {FLAGS.fit_epochs} (keras-fit, csv-pipeline), "
         "each after 1 warm-up epoch",
@@ -306,7 +315,7 @@ def main(argv):
         "",
     ]
     print(format_table(results, header))
-    if FLAGS.json_out:
+    if FLAGS.json_out and distribute.is_chief(strategy):
         common.write_json(
             FLAGS.json_out,
             {
@@ -323,6 +332,8 @@ def main(argv):
                     "fit_epochs": FLAGS.fit_epochs,
                     "seed": FLAGS.seed,
                     "strategy": FLAGS.strategy,
+                    "replicas": strategy.num_replicas_in_sync,
+                    "cpu_devices": FLAGS.cpu_devices,
                 },
                 "results": results,
             },

@@ -4,10 +4,13 @@ experiment drivers call."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from mlora_tf import __version__
@@ -16,6 +19,7 @@ from mlora_tf.data.registry import load_dataset
 from mlora_tf.io import atomic_write_json
 from mlora_tf.models import DataSpec, build_model, dense_stack_of
 from mlora_tf.training import Trainer, schedule_phases
+from mlora_tf.training.distribute import is_chief, is_multi_worker
 
 RESULT_FILE = "result.json"
 MODEL_FILE = "model.keras"
@@ -52,34 +56,50 @@ def load_run_dataset(config: RunConfig):
     )
 
 
-def train_run(config: RunConfig, output_dir: str | None = None, tensorboard: bool = False, dataset=None) -> dict:
+def train_run(
+    config: RunConfig,
+    output_dir: str | None = None,
+    tensorboard: bool = False,
+    dataset=None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> dict:
     """Load the data, build the model, train it per the schedule, score the test split.
 
     Writes `result.json` (atomically) and `model.keras` into `output_dir` when given.
+    With a `strategy` (`mlora_tf.training.distribute.make_strategy`) the model is built
+    under its scope and trained data-parallel; on a multi-worker cluster only the chief
+    writes into `output_dir` (the other workers write into a temporary folder that is
+    then deleted), and phase checkpoints are off (a resumed worker could not agree with
+    the others on the phase).
 
     Returns:
         The result record (see README, "Output files").
     """
     start = time.time()
+    strategy = strategy or tf.distribute.get_strategy()
+    worker_dir = None
+    if output_dir and not is_chief(strategy):
+        output_dir = worker_dir = tempfile.mkdtemp(prefix="mlora_tf_worker_")
     if dataset is None:
         dataset = load_run_dataset(config)
     logging.info("Dataset %s\n%s", dataset.name, dataset.summary())
     keras.utils.set_random_seed(config.train.seed)
-    model = build_model(config.model, DataSpec.from_dataset(dataset))
+    with strategy.scope():
+        model = build_model(config.model, DataSpec.from_dataset(dataset))
     stack = dense_stack_of(model)
     logging.info(
         "Model %s, adapter %s, dense stack %s, ranks %s", config.model.name, config.model.adapter,
         stack.hidden_units, stack.ranks,
     )
     tb_dir = os.path.join(output_dir, "tensorboard") if (tensorboard and output_dir) else None
-    trainer = Trainer(model, dataset, config.train, tensorboard_dir=tb_dir)
+    trainer = Trainer(model, dataset, config.train, tensorboard_dir=tb_dir, strategy=strategy)
     if config.model.adapter == "moe":
         phases = schedule_phases(
             config.train.moe_schedule, "moe", dataset.n_domains, stack.num_slots, config.train.moe_carry_best
         )
     else:
         phases = schedule_phases(config.train.schedule, config.model.adapter)
-    checkpoint_dir = os.path.join(output_dir, "checkpoints") if output_dir else None
+    checkpoint_dir = os.path.join(output_dir, "checkpoints") if output_dir and not is_multi_worker(strategy) else None
     phase_results = trainer.fit(phases, checkpoint_dir=checkpoint_dir)
     val = trainer.evaluate("val")
     test = trainer.evaluate("test")
@@ -105,6 +125,7 @@ def train_run(config: RunConfig, output_dir: str | None = None, tensorboard: boo
             / max(sum(h["train_seconds"] for p in phase_results for h in p.history), 1e-9)
         ),
         "seconds": time.time() - start,
+        "replicas": strategy.num_replicas_in_sync,
         "config": config.to_dict(),
         "dataset": {"name": dataset.name, "domains": list(dataset.domain_names), "sizes": dataset.sizes()},
         "command": sys.argv,
@@ -118,6 +139,8 @@ def train_run(config: RunConfig, output_dir: str | None = None, tensorboard: boo
         save_vocabularies(dataset, os.path.join(output_dir, VOCAB_FILE))
         atomic_write_json(os.path.join(output_dir, RESULT_FILE), record)
         logging.info("Wrote %s", os.path.join(output_dir, RESULT_FILE))
+    if worker_dir:
+        shutil.rmtree(worker_dir, ignore_errors=True)
     return record
 
 

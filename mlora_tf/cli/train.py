@@ -6,6 +6,9 @@ Examples:
       --adapter=mlora --output_dir=runs/x
   mlora-train --config=config/Movielens/wdl_mlora.json --data_dir=PATH --output_dir=runs/x
   mlora-train --list_models
+  mlora-train --strategy=mirrored --output_dir=runs/x          # every local GPU
+  TF_CONFIG='{"cluster": {"worker": ["h1:2222", "h2:2222"]}, "task": {"type": "worker", "index": 0}}' \\
+      mlora-train --strategy=multi_worker --output_dir=runs/x  # one such process per machine
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from absl import app, flags, logging
 from mlora_tf.config import RunConfig, parse_options
 from mlora_tf.original_config import read_original_config
 from mlora_tf.runtime import configure_threads
+from mlora_tf.training.distribute import STRATEGIES, configure_cpu_devices, is_chief, make_strategy
 
 FLAGS = flags.FLAGS
 
@@ -26,7 +30,7 @@ flags.DEFINE_boolean("list_models", False, "Print the registered backbones, one 
 flags.DEFINE_string("output_dir", None, "Folder for result.json, model.keras and TensorBoard logs.")
 flags.DEFINE_boolean("tensorboard", False, "Write TensorBoard scalars to OUTPUT_DIR/tensorboard.")
 # data
-flags.DEFINE_string("dataset", None, "Dataset: synthetic (default), ml-1m, ml-100k.")
+flags.DEFINE_string("dataset", None, "Dataset: synthetic (default), ml-1m, ml-100k, amazon, taobao, csv (the last three from an mlora-prepare folder given as --data_dir).")
 flags.DEFINE_string("data_dir", None, "Folder with the raw files (MovieLens: users.dat + ratings.dat, or u.user + u.data).")
 flags.DEFINE_string("domain_split", None, "MovieLens domains: gender (default), age, occupation.")
 flags.DEFINE_string("cache_dir", None, "Prepared-split cache folder (default ~/.cache/mlora_tf or $MLORA_TF_CACHE).")
@@ -60,6 +64,12 @@ flags.DEFINE_integer("num_experts", None, "MoE-MLoRA total experts (the fork's k
 flags.DEFINE_integer("seed", None, "Seed of initialisers, shuffles and domain order (default 2024).")
 flags.DEFINE_integer("intra_op_threads", None, "Threads per TensorFlow op (default: 1 on CPU-only hosts, TF's choice with a GPU).")
 flags.DEFINE_integer("inter_op_threads", None, "TensorFlow ops run at once (default: CPU count on CPU-only hosts, TF's choice with a GPU).")
+# distribution
+flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
+                  "default: one device; mirrored: every local GPU (else every logical CPU device); multi_worker: "
+                  "one process per machine, cluster from TF_CONFIG. --batch_size stays the global batch.")
+flags.DEFINE_integer("cpu_devices", None, "Split the host CPU into N logical devices (tests and benchmarks: "
+                     "--strategy=mirrored then has N replicas on a host without a GPU).")
 
 _OVERRIDES = {
     "dataset": ("data", "dataset"), "data_dir": ("data", "data_dir"), "domain_split": ("data", "domain_split"),
@@ -102,14 +112,19 @@ def main(argv):
     if FLAGS.list_models:
         print(list_models_text())
         return 0
-    configure_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
     try:
+        # Logical devices, thread pools, then the strategy: each must precede the next
+        # and any TensorFlow op (MultiWorkerMirroredStrategy starts the cluster server).
+        if FLAGS.cpu_devices is not None:
+            configure_cpu_devices(FLAGS.cpu_devices)
+        configure_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
+        strategy = make_strategy(FLAGS.strategy)
         config = config_from_flags()
         from mlora_tf.run import format_domain_table, train_run
 
-        record = train_run(config, output_dir=FLAGS.output_dir, tensorboard=FLAGS.tensorboard)
-    except (ValueError, FileNotFoundError) as e:
-        # Bad input: one clear line, no stack trace.
+        record = train_run(config, output_dir=FLAGS.output_dir, tensorboard=FLAGS.tensorboard, strategy=strategy)
+    except (ValueError, OSError) as e:
+        # Bad input or a failed write (disk full...): one clear line, no stack trace.
         print(f"mlora-train: error: {e}", file=sys.stderr)
         return 2
     label = f"{config.model.name}+{config.model.adapter}"
@@ -118,7 +133,7 @@ def main(argv):
         f"epochs {record['epochs']}, {record['seconds']:.1f}s, params backbone {record['params_backbone']:,}"
         f" adapter {record['params_adapter']:,}"
     )
-    if FLAGS.output_dir:
+    if FLAGS.output_dir and is_chief(strategy):
         print(f"result: {os.path.join(FLAGS.output_dir, 'result.json')}")
     return 0
 

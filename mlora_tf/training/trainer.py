@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -73,6 +74,26 @@ def _l2_factor(variable):
 def _summary(metrics: dict) -> dict:
     keys = ("wauc", "mean_auc", "mean_auc500", "logloss", "domain_auc")
     return {k: metrics[k] for k in keys}
+
+
+def _replica_shares(rows: int, batch_size: int, per_replica: int, context: tf.distribute.InputContext):
+    """One worker's endless input for passes over `rows` rows (see
+    `Trainer._make_distributed_train_pass`): element `k` of a pass is `(begin, stop)`,
+    the positions in the pass's permutation of the share of replica `first + k % local`
+    in global batch `k // local`, where this worker's replicas are
+    `first .. first + local - 1`; replica `r` of `R` gets positions
+    `[r * b, (r + 1) * b)` of each global batch (fewer, or none, in the last one)."""
+    steps = -(-rows // batch_size)
+    local = context.num_replicas_in_sync // context.num_input_pipelines
+    first = context.input_pipeline_id * local
+
+    def share(k):
+        step, replica = k // local, first + k % local
+        end = tf.minimum((step + 1) * batch_size, rows)
+        begin = tf.minimum(step * batch_size + replica * per_replica, end)
+        return tf.stack([begin, tf.minimum(begin + per_replica, end)])
+
+    return tf.data.Dataset.range(steps * local).map(share).repeat()
 
 
 class PhaseCheckpoint:
@@ -172,6 +193,7 @@ class Trainer:
         self._epoch_counter = 0
         self._carried = None  # (metric, weights) carried across phases with `carry_best`
         self._shared_optimizer = None
+        self._distributed_inputs = {}  # rows of a pass -> distributed iterator of replica shares
         self.strategy = None if is_default_strategy(strategy) else strategy
         if self.strategy is not None:
             per_replica_batch_size(config.batch_size, self.strategy)
@@ -281,30 +303,38 @@ class Trainer:
         return train_pass
 
     def _make_distributed_train_pass(self):
-        """The training pass under `self.strategy`: same batches, data-parallel steps.
+        """The training pass under `self.strategy`: the one-device pass's batches, each
+        split among the replicas.
 
-        The rows of a pass are permuted exactly as the one-device pass permutes them
-        (same op, same seed), cut into global batches of `batch_size` (one domain, the
-        last one shorter), and fed through `strategy.experimental_distribute_dataset`,
-        which gives each replica its share of every global batch (on several workers,
-        each worker's share: all hold the same rows and draw the same permutation). Each
-        replica's loss is its sum of per-row BCE over the rows of the *global* batch, so
-        the gradients the optimizer sums over replicas (Keras' `apply` all-reduces them
-        in replica context) are those of the global-batch mean; regularisation is added
-        as `1 / num_replicas` per replica, so once in total.
+        The rows of a pass are permuted exactly as the one-device pass permutes them (the
+        same op with the same seed, so the same permutations) and cut into the same
+        global batches of `batch_size` consecutive rows (one domain; the last one
+        shorter). A distributed `tf.data` input (`_replica_shares`, built per worker by
+        `strategy.distribute_datasets_from_function`) gives each replica the bounds of
+        its share of each global batch; `strategy.run` runs the step on every replica,
+        which gathers its rows from the in-memory tensors on the host, as the one-device
+        pass does. Every worker holds all rows and draws the same permutation.
+
+        Each replica's loss is its per-row BCE summed and divided by the rows of the
+        whole global batch (`tf.nn.compute_average_loss`), so the gradients that Keras'
+        `optimizer.apply` all-reduces (sums) over the replicas are those of the
+        global-batch mean; regularisation enters with weight `1 / num_replicas` on each
+        replica, so once in total.
         """
         strategy, model, optimizer, variables = self.strategy, self.model, self.optimizer, self.train_variables
         batch_size = self.config.batch_size
         replicas = strategy.num_replicas_in_sync
+        per_replica = per_replica_batch_size(batch_size, strategy)
         l2 = [_l2_factor(v) for v in variables]
         others = [v for v, f in zip(variables, l2) if f is None and v.regularizer is not None]
         with strategy.scope():
             # Sync-on-read: each replica adds its share locally; reading sums them.
             loss_total = keras.metrics.Sum(name="train_loss_total")
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
 
-        def replica_step(uid, pid, domain, label, global_rows):
+        def replica_step(bounds, uid, pid, domain, label, order, global_rows):
+            with tf.device("/cpu:0"):  # the rows stay in host memory; only the share moves
+                rows = order[bounds[0] : bounds[1]]
+                uid, pid, domain, label = (tf.gather(t, rows) for t in (uid, pid, domain, label))
             with tf.GradientTape() as tape:
                 logit = model({"uid": uid, "pid": pid, "domain": domain}, training=True)["logit"]
                 per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit)
@@ -326,22 +356,32 @@ class Trainer:
             n = tf.shape(label)[0]
             return tf.random.shuffle(tf.range(n))
 
-        @tf.function
-        def run_batches(batches, n):
+        def run_batches(shares, uid, pid, domain, label, order, n, steps):
             loss_total.reset_state()
-            steps = tf.constant(0)
-            for batch in batches:
-                global_rows = tf.minimum(batch_size, n - steps * batch_size)
-                strategy.run(replica_step, args=(*batch, global_rows))
-                steps += 1
+            for step in tf.range(steps):
+                global_rows = tf.minimum(batch_size, n - step * batch_size)
+                strategy.run(replica_step, args=(next(shares), uid, pid, domain, label, order, global_rows))
             return loss_total.result(), steps
 
+        compiled = []  # run_batches, compiled for the first input's type
+
         def train_pass(uid, pid, domain, label):
-            with tf.device("/cpu:0"):
-                order = shuffled_order(uid, pid, domain, label)
-                rows = tuple(tf.gather(t, order) for t in (uid, pid, domain, label))
-            batches = tf.data.Dataset.from_tensor_slices(rows).batch(batch_size).with_options(options)
-            return run_batches(strategy.experimental_distribute_dataset(batches), tf.shape(label)[0])
+            n = int(label.shape[0])
+            if n not in self._distributed_inputs:
+                # An endless input per row count (made once: it costs about a short pass).
+                make = functools.partial(_replica_shares, n, batch_size, per_replica)
+                self._distributed_inputs[n] = iter(strategy.distribute_datasets_from_function(
+                    make, options=tf.distribute.InputOptions(experimental_fetch_to_device=False)
+                ))
+            shares = self._distributed_inputs[n]
+            if not compiled:
+                scalar = tf.TensorSpec([], tf.int32)
+                compiled.append(tf.function(run_batches, input_signature=[
+                    tf.type_spec_from_value(shares), _ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC,
+                    tf.TensorSpec([None], tf.int32), scalar, scalar,
+                ]))
+            order = shuffled_order(uid, pid, domain, label)
+            return compiled[0](shares, uid, pid, domain, label, order, tf.constant(n), tf.constant(-(-n // batch_size)))
 
         return train_pass
 
