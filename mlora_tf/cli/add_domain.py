@@ -16,7 +16,7 @@ import sys
 
 from absl import app, flags, logging
 
-from mlora_tf.runtime import configure_threads
+from mlora_tf.cli.common import configure_threads_from_flags, define_thread_flags
 
 FLAGS = flags.FLAGS
 
@@ -32,13 +32,12 @@ flags.DEFINE_float("learning_rate", None, "Adam learning rate (default: the run'
 flags.DEFINE_integer("batch_size", None, "Training batch size (default: the run's).")
 flags.DEFINE_integer("seed", None, "Seed of the new slot's initial A, the new embedding row, the split and shuffles (default: the run's).")
 flags.DEFINE_boolean("overwrite", False, "Replace a run already in --output_dir.")
-flags.DEFINE_integer("intra_op_threads", None, "Threads per TensorFlow op (default: 1 on CPU-only hosts).")
-flags.DEFINE_integer("inter_op_threads", None, "TensorFlow ops run at once (default: CPU count on CPU-only hosts).")
+define_thread_flags()
 
 
 def main(argv):
     del argv
-    configure_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
+    configure_threads_from_flags()
     try:
         if not (FLAGS.run_dir and FLAGS.domain_data and FLAGS.output_dir):
             raise ValueError("--run_dir, --domain_data and --output_dir are required.")

@@ -17,7 +17,7 @@ import sys
 
 from absl import app, flags, logging
 
-from mlora_tf.runtime import configure_threads
+from mlora_tf.cli.common import configure_threads_from_flags, define_thread_flags
 
 FLAGS = flags.FLAGS
 
@@ -27,13 +27,12 @@ flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split of the run's
 flags.DEFINE_string("output", None, "Write the metrics as JSON here (atomically).")
 flags.DEFINE_integer("batch_size", None, "Prediction batch size (default: the run's eval_batch_size).")
 flags.DEFINE_boolean("serving_lookup", False, "Score a run folder through its serving graph: ids unseen in training go to the OOV row, as in an export.")
-flags.DEFINE_integer("intra_op_threads", None, "Threads per TensorFlow op (default: 1 on CPU-only hosts).")
-flags.DEFINE_integer("inter_op_threads", None, "TensorFlow ops run at once (default: CPU count on CPU-only hosts).")
+define_thread_flags()
 
 
 def main(argv):
     del argv
-    configure_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
+    configure_threads_from_flags()
     try:
         if not FLAGS.run_dir:
             raise ValueError("--run_dir is required.")

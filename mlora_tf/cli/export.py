@@ -16,20 +16,19 @@ import sys
 
 from absl import app, flags, logging
 
-from mlora_tf.runtime import configure_threads
+from mlora_tf.cli.common import configure_threads_from_flags, define_thread_flags
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("run_dir", None, "Run folder written by mlora-train (result.json, model.keras, vocab.npz).")
 flags.DEFINE_string("export_dir", None, "SavedModel folder to write: the version folder TF Serving loads, e.g. export/NAME/1.")
 flags.DEFINE_boolean("overwrite", False, "Replace an existing --export_dir.")
-flags.DEFINE_integer("intra_op_threads", None, "Threads per TensorFlow op (default: 1 on CPU-only hosts).")
-flags.DEFINE_integer("inter_op_threads", None, "TensorFlow ops run at once (default: CPU count on CPU-only hosts).")
+define_thread_flags()
 
 
 def main(argv):
     del argv
-    configure_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
+    configure_threads_from_flags()
     try:
         if not FLAGS.run_dir or not FLAGS.export_dir:
             raise ValueError("--run_dir and --export_dir are required.")

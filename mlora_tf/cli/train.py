@@ -20,7 +20,7 @@ from absl import app, flags, logging
 
 from mlora_tf.config import RunConfig, parse_options
 from mlora_tf.original_config import read_original_config
-from mlora_tf.runtime import configure_threads
+from mlora_tf.cli.common import configure_threads_from_flags, define_thread_flags
 from mlora_tf.training.distribute import STRATEGIES, configure_cpu_devices, is_chief, make_strategy
 
 FLAGS = flags.FLAGS
@@ -62,8 +62,7 @@ flags.DEFINE_boolean("moe_carry_best", None, "MoE-MLoRA: carry the best validati
 flags.DEFINE_boolean("share_optimizer", None, "One Adam for every phase (the fork) instead of one per phase.")
 flags.DEFINE_integer("num_experts", None, "MoE-MLoRA total experts (the fork's key; a multiple of the domain count). Overrides --experts_per_domain.")
 flags.DEFINE_integer("seed", None, "Seed of initialisers, shuffles and domain order (default 2024).")
-flags.DEFINE_integer("intra_op_threads", None, "Threads per TensorFlow op (default: 1 on CPU-only hosts, TF's choice with a GPU).")
-flags.DEFINE_integer("inter_op_threads", None, "TensorFlow ops run at once (default: CPU count on CPU-only hosts, TF's choice with a GPU).")
+define_thread_flags()
 # distribution
 flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
                   "default: one device; mirrored: every local GPU (else every logical CPU device); multi_worker: "
@@ -117,7 +116,7 @@ def main(argv):
         # and any TensorFlow op (MultiWorkerMirroredStrategy starts the cluster server).
         if FLAGS.cpu_devices is not None:
             configure_cpu_devices(FLAGS.cpu_devices)
-        configure_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
+        configure_threads_from_flags()
         strategy = make_strategy(FLAGS.strategy)
         config = config_from_flags()
         from mlora_tf.run import format_domain_table, train_run

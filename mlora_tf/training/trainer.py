@@ -11,9 +11,10 @@ slicing and every step run inside one graph loop over in-memory tensors, so no P
 runs per batch.
 
 Distribution: with a `tf.distribute` strategy (`Trainer(..., strategy=...)`, see
-`mlora_tf.training.distribute`) a pass instead iterates a distributed `tf.data` pipeline
-of the same shuffled, domain-homogeneous global batches and runs each step on every
-replica with `strategy.run`; the default path is untouched.
+`mlora_tf.training.distribute`) a pass draws the same shuffled, domain-homogeneous global
+batches and runs each step on every replica with `strategy.run`, each replica taking the
+slice of the batch that a distributed `tf.data` input assigns it; the default path is
+untouched.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from mlora_tf.training.phases import GROUPS, Phase
 
 _ID_SPEC = tf.TensorSpec([None], tf.int64)
 _LABEL_SPEC = tf.TensorSpec([None], tf.float32)
+_ORDER_SPEC = tf.TensorSpec([None], tf.int32)
 
 
 @dataclasses.dataclass
@@ -76,24 +78,21 @@ def _summary(metrics: dict) -> dict:
     return {k: metrics[k] for k in keys}
 
 
-def _replica_shares(rows: int, batch_size: int, per_replica: int, context: tf.distribute.InputContext):
-    """One worker's endless input for passes over `rows` rows (see
-    `Trainer._make_distributed_train_pass`): element `k` of a pass is `(begin, stop)`,
-    the positions in the pass's permutation of the share of replica `first + k % local`
-    in global batch `k // local`, where this worker's replicas are
-    `first .. first + local - 1`; replica `r` of `R` gets positions
-    `[r * b, (r + 1) * b)` of each global batch (fewer, or none, in the last one)."""
-    steps = -(-rows // batch_size)
+def _replica_slots(per_replica: int, context: tf.distribute.InputContext) -> tf.data.Dataset:
+    """One input pipeline's endless stream of replica slots: `[r * b, (r + 1) * b]`, the
+    positions within every global batch that replica `r` trains on (`b = per_replica`).
+
+    The pipeline serves the replicas `first .. first + local - 1` (one per pipeline with
+    `InputReplicationMode.PER_REPLICA`, a worker's local replicas in turn with
+    `PER_WORKER`), so step after step each replica draws its own slot.
+    """
     local = context.num_replicas_in_sync // context.num_input_pipelines
     first = context.input_pipeline_id * local
-
-    def share(k):
-        step, replica = k // local, first + k % local
-        end = tf.minimum((step + 1) * batch_size, rows)
-        begin = tf.minimum(step * batch_size + replica * per_replica, end)
-        return tf.stack([begin, tf.minimum(begin + per_replica, end)])
-
-    return tf.data.Dataset.range(steps * local).map(share).repeat()
+    slots = [[(first + i) * per_replica, (first + i + 1) * per_replica] for i in range(local)]
+    # No autotuning: a live pipeline would keep a tuning thread that its deletion waits for.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return tf.data.Dataset.from_tensor_slices(tf.constant(slots, tf.int32)).repeat().with_options(options)
 
 
 class PhaseCheckpoint:
@@ -193,7 +192,7 @@ class Trainer:
         self._epoch_counter = 0
         self._carried = None  # (metric, weights) carried across phases with `carry_best`
         self._shared_optimizer = None
-        self._distributed_inputs = {}  # rows of a pass -> distributed iterator of replica shares
+        self._replica_slots = None  # distributed iterator of each replica's slot in a global batch
         self.strategy = None if is_default_strategy(strategy) else strategy
         if self.strategy is not None:
             per_replica_batch_size(config.batch_size, self.strategy)
@@ -309,11 +308,13 @@ class Trainer:
         The rows of a pass are permuted exactly as the one-device pass permutes them (the
         same op with the same seed, so the same permutations) and cut into the same
         global batches of `batch_size` consecutive rows (one domain; the last one
-        shorter). A distributed `tf.data` input (`_replica_shares`, built per worker by
-        `strategy.distribute_datasets_from_function`) gives each replica the bounds of
-        its share of each global batch; `strategy.run` runs the step on every replica,
-        which gathers its rows from the in-memory tensors on the host, as the one-device
-        pass does. Every worker holds all rows and draws the same permutation.
+        shorter). A distributed `tf.data` input (`_replica_slots`, made once per trainer
+        by `strategy.distribute_datasets_from_function`) gives each replica its slot in
+        every global batch: replica `r` of `R` trains on rows `[r * b, (r + 1) * b)` of
+        it, `b = batch_size / R` (fewer, or none, in the last batch of a pass).
+        `strategy.run` runs the step on every replica, which gathers its rows from the
+        in-memory tensors on the host, as the one-device pass does. Every worker holds
+        all rows and draws the same permutation.
 
         Each replica's loss is its per-row BCE summed and divided by the rows of the
         whole global batch (`tf.nn.compute_average_loss`), so the gradients that Keras'
@@ -324,21 +325,21 @@ class Trainer:
         strategy, model, optimizer, variables = self.strategy, self.model, self.optimizer, self.train_variables
         batch_size = self.config.batch_size
         replicas = strategy.num_replicas_in_sync
-        per_replica = per_replica_batch_size(batch_size, strategy)
+        slots = self._slot_iterator()
         l2 = [_l2_factor(v) for v in variables]
         others = [v for v, f in zip(variables, l2) if f is None and v.regularizer is not None]
         with strategy.scope():
             # Sync-on-read: each replica adds its share locally; reading sums them.
             loss_total = keras.metrics.Sum(name="train_loss_total")
 
-        def replica_step(bounds, uid, pid, domain, label, order, global_rows):
+        def replica_step(slot, uid, pid, domain, label, order, start, end):
             with tf.device("/cpu:0"):  # the rows stay in host memory; only the share moves
-                rows = order[bounds[0] : bounds[1]]
+                rows = order[tf.minimum(start + slot[0], end) : tf.minimum(start + slot[1], end)]
                 uid, pid, domain, label = (tf.gather(t, rows) for t in (uid, pid, domain, label))
             with tf.GradientTape() as tape:
                 logit = model({"uid": uid, "pid": pid, "domain": domain}, training=True)["logit"]
                 per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit)
-                loss = tf.nn.compute_average_loss(per_row, global_batch_size=global_rows)
+                loss = tf.nn.compute_average_loss(per_row, global_batch_size=end - start)
                 total = loss + tf.add_n([v.regularizer(v) for v in others]) / replicas if others else loss
             gradients = tape.gradient(total, variables)
             gradients = [
@@ -356,34 +357,40 @@ class Trainer:
             n = tf.shape(label)[0]
             return tf.random.shuffle(tf.range(n))
 
-        def run_batches(shares, uid, pid, domain, label, order, n, steps):
+        slot_spec = tf.type_spec_from_value(slots)
+
+        @tf.function(input_signature=[slot_spec, _ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC, _ORDER_SPEC])
+        def run_batches(slots, uid, pid, domain, label, order):
             loss_total.reset_state()
+            n = tf.shape(label)[0]
+            steps = (n + batch_size - 1) // batch_size
             for step in tf.range(steps):
-                global_rows = tf.minimum(batch_size, n - step * batch_size)
-                strategy.run(replica_step, args=(next(shares), uid, pid, domain, label, order, global_rows))
+                start = step * batch_size
+                end = tf.minimum(start + batch_size, n)
+                strategy.run(replica_step, args=(next(slots), uid, pid, domain, label, order, start, end))
             return loss_total.result(), steps
 
-        compiled = []  # run_batches, compiled for the first input's type
-
         def train_pass(uid, pid, domain, label):
-            n = int(label.shape[0])
-            if n not in self._distributed_inputs:
-                # An endless input per row count (made once: it costs about a short pass).
-                make = functools.partial(_replica_shares, n, batch_size, per_replica)
-                self._distributed_inputs[n] = iter(strategy.distribute_datasets_from_function(
-                    make, options=tf.distribute.InputOptions(experimental_fetch_to_device=False)
-                ))
-            shares = self._distributed_inputs[n]
-            if not compiled:
-                scalar = tf.TensorSpec([], tf.int32)
-                compiled.append(tf.function(run_batches, input_signature=[
-                    tf.type_spec_from_value(shares), _ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC,
-                    tf.TensorSpec([None], tf.int32), scalar, scalar,
-                ]))
-            order = shuffled_order(uid, pid, domain, label)
-            return compiled[0](shares, uid, pid, domain, label, order, tf.constant(n), tf.constant(-(-n // batch_size)))
+            return run_batches(slots, uid, pid, domain, label, shuffled_order(uid, pid, domain, label))
 
         return train_pass
+
+    def _slot_iterator(self):
+        """The distributed iterator of replica slots (`_replica_slots`), made on first
+        use: one per trainer, for all its phases."""
+        if self._replica_slots is None:
+            per_replica = per_replica_batch_size(self.config.batch_size, self.strategy)
+            mode = tf.distribute.InputReplicationMode.PER_WORKER
+            if isinstance(self.strategy, tf.distribute.MirroredStrategy):
+                # One pipeline per replica on the host: no multi-device prefetching for
+                # two integers a step (PER_REPLICA is MirroredStrategy's only).
+                mode = tf.distribute.InputReplicationMode.PER_REPLICA
+            options = tf.distribute.InputOptions(experimental_fetch_to_device=False, experimental_replication_mode=mode)
+            slots = self.strategy.distribute_datasets_from_function(
+                functools.partial(_replica_slots, per_replica), options
+            )
+            self._replica_slots = iter(slots)
+        return self._replica_slots
 
     def _decorrelate_dropout(self):
         """Give every replica its own dropout masks.

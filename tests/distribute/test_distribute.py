@@ -1,16 +1,12 @@
 """Multi-device training (`mlora_tf.training.distribute`, `Trainer(strategy=...)`).
 
 Logical CPU devices must be configured before TensorFlow initialises, so every run with
-a strategy is a fresh subprocess.
-
-The reference of the end-to-end runs is one device through the *distributed* pass
-(`--strategy=mirrored --cpu_devices=1`): it draws the same permutations and global
-batches as any replica count, so 2 mirrored replicas and 2 workers must match it to
-float rounding, which they can only do if the loss is the global-batch mean, the
-gradients are summed once over replicas, regularisation counts once and every replica's
-copy gets the same update. (The default pass shuffles with another op, so its batches
-differ.) That the distributed arithmetic is the default pass's arithmetic is checked
-separately with batches that hold a whole domain, where the permutation cannot matter.
+a strategy is a fresh subprocess. The reference is the default one-device pass itself:
+the distributed pass draws the same permutations and the same global batches and only
+splits each batch among the replicas, so 2 mirrored replicas and 2 workers must match
+one device to float rounding, which they can only do if the loss is the global-batch
+mean, the gradients are summed once over the replicas, regularisation counts once and
+every replica's copy of the weights gets the same update.
 """
 
 import json
@@ -57,30 +53,32 @@ def _assert_same_run(reference, record):
     assert losses == pytest.approx(reference_losses, abs=TOLERANCE)
 
 
+RUNS = {"default": [], "mirrored": ["--strategy=mirrored", "--cpu_devices=2"]}
+
+
 @pytest.fixture(scope="module")
-def mirrored_runs(tmp_path_factory):
-    """`{devices: result record}` of the mirrored strategy on 1 and 2 logical CPU devices
-    (run at the same time: each is mostly single-threaded tracing)."""
-    folders = {devices: tmp_path_factory.mktemp(f"mirrored{devices}") for devices in (1, 2)}
+def runs(tmp_path_factory):
+    """`{name: result record}` of the default pass and of 2 mirrored replicas (run at the
+    same time: each is mostly single-threaded tracing)."""
+    folders = {name: tmp_path_factory.mktemp(name) for name in RUNS}
     procs = {
-        devices: subprocess.Popen(
-            [sys.executable, "-m", "mlora_tf.cli.train", *SMALL, f"--output_dir={folder}",
-             "--strategy=mirrored", f"--cpu_devices={devices}"],
+        name: subprocess.Popen(
+            [sys.executable, "-m", "mlora_tf.cli.train", *SMALL, f"--output_dir={folders[name]}", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
         )
-        for devices, folder in folders.items()
+        for name, args in RUNS.items()
     }
     records = {}
-    for devices, proc in procs.items():
+    for name, proc in procs.items():
         _, stderr = proc.communicate(timeout=300)
         assert proc.returncode == 0, stderr[-3000:]
-        records[devices] = json.loads((folders[devices] / "result.json").read_text())
-        assert records[devices]["replicas"] == devices
+        records[name] = json.loads((folders[name] / "result.json").read_text())
+    assert records["default"]["replicas"] == 1 and records["mirrored"]["replicas"] == 2
     return records
 
 
-def test_mirrored_on_two_devices_matches_one_device(mirrored_runs):
-    _assert_same_run(mirrored_runs[1], mirrored_runs[2])
+def test_mirrored_on_two_devices_matches_one_device(runs):
+    _assert_same_run(runs["default"], runs["mirrored"])
 
 
 def _free_ports(count):
@@ -93,7 +91,7 @@ def _free_ports(count):
     return ports
 
 
-def test_two_workers_on_loopback_write_one_result(mirrored_runs, tmp_path):
+def test_two_workers_on_loopback_write_one_result(runs, tmp_path):
     out, scratch = tmp_path / "run", tmp_path / "scratch"
     scratch.mkdir()
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
@@ -128,13 +126,13 @@ def test_two_workers_on_loopback_write_one_result(mirrored_runs, tmp_path):
     assert not list(scratch.iterdir())
     record = json.loads((out / "result.json").read_text())
     assert record["replicas"] == 2
-    _assert_same_run(mirrored_runs[1], record)
+    _assert_same_run(runs["default"], record)
 
 
-# One process: the default pass against 2 mirrored replicas on domains of 129 and 70
-# training rows in whole-domain batches of 256 (replica 1 gets 1 row of one domain and
-# none of the other), with strong L2 terms and an L1 term (a regulariser differentiated
-# through the loss). Several steps per pass are the end-to-end tests' business.
+# One process: the default pass against 2 mirrored replicas, weight by weight, on
+# domains of 129 and 70 training rows in batches of 64 (in the last batch of each,
+# replica 1 gets no row), with strong L2 terms and an L1 term (a regulariser
+# differentiated through the loss).
 _NUMERICS = textwrap.dedent("""
     import json
     import numpy as np
@@ -180,8 +178,8 @@ _NUMERICS = textwrap.dedent("""
     one = make_strategy("default")
     mirrored2 = make_strategy("mirrored")
     initial = [v.numpy() for v in build(one).variables if v.name != "seed_generator_state"]
-    _, loss0, w0 = train(one, 256)
-    t2, loss2, w2 = train(mirrored2, 256)
+    _, loss0, w0 = train(one, 64)
+    t2, loss2, w2 = train(mirrored2, 64)
     out = {
         "replicas": mirrored2.num_replicas_in_sync,
         "moved": max_diff(initial, w0),
@@ -209,8 +207,6 @@ def test_distributed_pass_numerics():
     out = json.loads(proc.stdout.split("RESULT ", 1)[1])
     assert out["replicas"] == 2
     assert out["moved"] > 1e-3, out  # training moved the weights: the comparisons below mean something
-    # Two replicas do the default pass's arithmetic (whole-domain batches: the
-    # permutation only reorders a sum).
     assert out["diff"] <= 1e-5, out
     assert out["loss"][1] == pytest.approx(out["loss"][0], abs=1e-5)
     assert out["copies_differ"] == 0.0  # FusedAdam's raw-op update kept the replicas' copies equal

@@ -1,0 +1,22 @@
+"""Flags and set-up every program shares."""
+
+from absl import flags
+
+from mlora_tf.runtime import configure_threads
+
+
+def define_thread_flags() -> None:
+    """`--intra_op_threads` / `--inter_op_threads` (defined once per process)."""
+    if "intra_op_threads" in flags.FLAGS:
+        return
+    flags.DEFINE_integer(
+        "intra_op_threads", None, "Threads per TensorFlow op (default: 1 on CPU-only hosts, TF's choice with a GPU)."
+    )
+    flags.DEFINE_integer(
+        "inter_op_threads", None, "TensorFlow ops run at once (default: CPU count on CPU-only hosts, TF's choice with a GPU)."
+    )
+
+
+def configure_threads_from_flags():
+    """Apply the thread flags; call before the first TensorFlow op."""
+    return configure_threads(flags.FLAGS.intra_op_threads, flags.FLAGS.inter_op_threads)
