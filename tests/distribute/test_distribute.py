@@ -69,10 +69,16 @@ def runs(tmp_path_factory):
         for name, args in RUNS.items()
     }
     records = {}
-    for name, proc in procs.items():
-        _, stderr = proc.communicate(timeout=300)
-        assert proc.returncode == 0, stderr[-3000:]
-        records[name] = json.loads((folders[name] / "result.json").read_text())
+    try:
+        for name, proc in procs.items():
+            _, stderr = proc.communicate(timeout=300)
+            assert proc.returncode == 0, stderr[-3000:]
+            records[name] = json.loads((folders[name] / "result.json").read_text())
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert records["default"]["replicas"] == 1 and records["mirrored"]["replicas"] == 2
     return records
 
