@@ -40,6 +40,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from mlora_tf.models.mdmt_parts import embed_inputs, task_outputs
 from mlora_tf.layers.m3oe import (
     FUSION_MODES,
     DomainRepresentation,
@@ -244,42 +245,8 @@ def build_m3oe(config: M3oEConfig, data: MultiTaskDataSpec, name: str = "m3oe") 
         ValueError: a configured feature the data lacks, or a domain vocabulary
             that differs from `data.n_domains`.
     """
-    missing = [f for f in config.sparse_features if f not in data.vocab_sizes]
-    if missing:
-        raise ValueError(
-            f"The data has no vocabulary for sparse feature(s) {missing}. "
-            f"Received: vocab_sizes for {sorted(data.vocab_sizes)}"
-        )
-    missing = [f for f in config.dense_features if f not in data.dense_features]
-    if missing:
-        raise ValueError(
-            f"The data has no dense feature(s) {missing}. "
-            f"Received: dense_features={list(data.dense_features)}"
-        )
-    if data.vocab_sizes["domain"] != data.n_domains:
-        raise ValueError(
-            f"vocab_sizes['domain'] must equal n_domains={data.n_domains}. "
-            f"Received: vocab_sizes['domain']={data.vocab_sizes['domain']}"
-        )
     n_domains, tasks = data.n_domains, data.tasks
-    inputs: dict[str, Any] = {
-        f: keras.Input(shape=(), dtype="int64", name=f) for f in config.sparse_features
-    }
-    inputs.update({f: keras.Input(shape=(), dtype="float32", name=f) for f in config.dense_features})
-
-    pieces = []
-    for f in config.sparse_features:
-        table = keras.layers.Embedding(
-            data.vocab_sizes[f],
-            config.embedding_dim,
-            embeddings_initializer=keras.initializers.RandomNormal(0.0, config.embedding_stddev),
-            name=f"{f}_embedding",
-        )
-        pieces.append(table(inputs[f]))
-    for f in config.dense_features:
-        pieces.append(keras.layers.Reshape((1,), name=f"{f}_column")(inputs[f]))
-    x = keras.layers.Concatenate(axis=-1, name="input_vector")(pieces) if len(pieces) > 1 else pieces[0]
-    domain = inputs["domain"]
+    inputs, x, domain = embed_inputs(config, data)
 
     eps = config.layer_norm_epsilon
     h = DomainRepresentation(
@@ -321,11 +288,7 @@ def build_m3oe(config: M3oEConfig, data: MultiTaskDataSpec, name: str = "m3oe") 
         )([mixed] + [e for e in (domain_experts, task_experts) if e is not None])
     logits = DomainTaskTowers(config.tower_units, epsilon=eps, name="towers")([z, domain])
 
-    outputs = {}
-    for t, task in enumerate(tasks):
-        logit = keras.layers.Identity(name=f"{task}_logit")(logits[:, t])
-        outputs[task] = keras.layers.Activation("sigmoid", name=task)(logit)
-        outputs[f"{task}_logit"] = logit
+    outputs = task_outputs(logits, tasks)
     return keras.Model(inputs=inputs, outputs=outputs, name=name)
 
 
