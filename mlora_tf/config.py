@@ -186,3 +186,138 @@ def field_names(klass) -> list[str]:
 
 def replace(obj: Any, **changes):
     return dataclasses.replace(obj, **changes)
+
+
+FUSION_SCHEDULES = ("paper", "as_coded")
+
+
+@dataclasses.dataclass
+class MultiTaskTrainConfig:
+    """How a multi-domain multi-task model trains (defaults: M3oE's released code,
+    m3oe.md §3.1).
+
+    Attributes:
+        batch_size: training batch, rows of every domain mixed (40,960 = `4096*10`).
+        eval_batch_size: rows per prediction call.
+        learning_rate: the main Adam's (1e-2).
+        fusion_learning_rate: the fusion scalars' own Adam (the code's "darts"
+            optimizer, 1e-3).
+        weight_decay: torch's coupled L2: `weight_decay * w` added to every gradient,
+            both optimizers (1e-5).
+        adam_epsilon: 1e-8 (torch's; Keras' default is 1e-7).
+        max_epochs: 50.
+        patience: early stopping after this many epochs without a better validation
+            mean AUC (10).
+        fusion_schedule: `"paper"` (default): the main optimizer trains the network
+            only; once per epoch the fusion scalars take one step of their own
+            optimizer on a held-out (validation) batch, loss = the per-pair sum.
+            `"as_coded"`: what the released code does (m3oe.md §3.3): the main
+            optimizer trains every weight, the scalars included, and once per epoch
+            the fusion optimizer steps the scalars on the next batch of a second
+            shuffled pass over the training data, loss = mean BCE.
+        restore_best: test with the best validation weights (default). False: the
+            code's rule, the last epoch's weights unless early stopping fired.
+        seed: seed of initialisers, shuffles and fusion batches (the code's 2022..2026).
+    """
+
+    batch_size: int = 40960
+    eval_batch_size: int = 65536
+    learning_rate: float = 1e-2
+    fusion_learning_rate: float = 1e-3
+    weight_decay: float = 1e-5
+    adam_epsilon: float = 1e-8
+    max_epochs: int = 50
+    patience: int = 10
+    fusion_schedule: str = "paper"
+    restore_best: bool = True
+    seed: int = 2022
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "eval_batch_size", "max_epochs", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        for name in ("learning_rate", "fusion_learning_rate", "adam_epsilon"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
+        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
+            raise ValueError(f"`weight_decay` must be a number >= 0. Received: weight_decay={self.weight_decay!r}")
+        if self.fusion_schedule not in FUSION_SCHEDULES:
+            raise ValueError(
+                f"`fusion_schedule` must be one of {list(FUSION_SCHEDULES)}. "
+                f"Received: fusion_schedule={self.fusion_schedule!r}"
+            )
+
+
+def _multitask_model_config(**values):
+    from mlora_tf.models.multitask import MultiTaskModelConfig
+
+    return MultiTaskModelConfig.from_config(values)
+
+
+@dataclasses.dataclass
+class MultiTaskRunConfig:
+    """One multi-domain multi-task run (`mlora-train --task_set=...`).
+
+    Attributes:
+        data: which dataset (a multi-task one: `ml-1m-m3oe`, `ml-100k-m3oe`,
+            `synthetic-mt`, or `ml-1m`/`ml-100k`/`synthetic`, which resolve to them).
+        model: a `mlora_tf.models.MultiTaskModelConfig` (name and hyper-parameters).
+        train: `MultiTaskTrainConfig`.
+        tasks: the label columns to train on, in output order (empty: all the
+            dataset's). One task is M3oE's "-MDL" setting.
+        domains: keep only these domains, renumbered `0..` (empty: all). One domain
+            is the "-MTL" setting.
+    """
+
+    data: DataConfig = dataclasses.field(default_factory=lambda: DataConfig(dataset="synthetic-mt", domain_split="age3"))
+    model: Any = dataclasses.field(default_factory=_multitask_model_config)
+    train: MultiTaskTrainConfig = dataclasses.field(default_factory=MultiTaskTrainConfig)
+    tasks: tuple = ()
+    domains: tuple = ()
+
+    KIND = "multitask"
+
+    def __post_init__(self) -> None:
+        self.tasks = tuple(str(t) for t in self.tasks)
+        self.domains = tuple(int(d) for d in self.domains)
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.KIND,
+            "data": dataclasses.asdict(self.data),
+            "model": self.model.get_config(),
+            "train": dataclasses.asdict(self.train),
+            "tasks": list(self.tasks),
+            "domains": list(self.domains),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "MultiTaskRunConfig":
+        """Inverse of `to_dict`; unknown keys raise ValueError naming the closest key."""
+        values = dict(values)
+        if values.pop("kind", cls.KIND) != cls.KIND:
+            raise ValueError(f"Not a multi-task run config. Received: kind={values.get('kind')!r}")
+        check_keys(values, ("data", "model", "train", "tasks", "domains"), "multi-task run config")
+        data = dict(values.get("data", {}))
+        check_keys(data, field_names(DataConfig), "[data]")
+        train = dict(values.get("train", {}))
+        check_keys(train, field_names(MultiTaskTrainConfig), "[train]")
+        return cls(
+            data=DataConfig(**data),
+            model=_multitask_model_config(**values.get("model", {})),
+            train=MultiTaskTrainConfig(**train),
+            tasks=tuple(values.get("tasks", ())),
+            domains=tuple(values.get("domains", ())),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def run_config_from_dict(values: dict):
+    """A `RunConfig` or, for `{"kind": "multitask", ...}`, a `MultiTaskRunConfig`."""
+    if values.get("kind") == MultiTaskRunConfig.KIND:
+        return MultiTaskRunConfig.from_dict(values)
+    return RunConfig.from_dict(values)

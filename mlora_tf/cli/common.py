@@ -17,6 +17,7 @@ def define_thread_flags() -> None:
     )
 
 
-def configure_threads_from_flags():
-    """Apply the thread flags; call before the first TensorFlow op."""
-    return configure_threads(flags.FLAGS.intra_op_threads, flags.FLAGS.inter_op_threads)
+def configure_threads_from_flags(large_ops: bool = False):
+    """Apply the thread flags; call before the first TensorFlow op (`large_ops`: see
+    `mlora_tf.runtime.configure_threads`)."""
+    return configure_threads(flags.FLAGS.intra_op_threads, flags.FLAGS.inter_op_threads, large_ops=large_ops)

@@ -6,6 +6,8 @@ Examples:
       --adapter=mlora --output_dir=runs/x
   mlora-train --config=config/Movielens/wdl_mlora.json --data_dir=PATH --output_dir=runs/x
   mlora-train --list_models
+  mlora-train --task_set=click,like --model=m3oe --dataset=ml-1m --domain_split=m3oe_age \\
+      --data_dir=PATH --output_dir=runs/m3oe                  # multi-domain multi-task
   mlora-train --strategy=mirrored --output_dir=runs/x          # every local GPU
   TF_CONFIG='{"cluster": {"worker": ["h1:2222", "h2:2222"]}, "task": {"type": "worker", "index": 0}}' \\
       mlora-train --strategy=multi_worker --output_dir=runs/x  # one such process per machine
@@ -62,6 +64,24 @@ flags.DEFINE_boolean("moe_carry_best", None, "MoE-MLoRA: carry the best validati
 flags.DEFINE_boolean("share_optimizer", None, "One Adam for every phase (the fork) instead of one per phase.")
 flags.DEFINE_integer("num_experts", None, "MoE-MLoRA total experts (the fork's key; a multiple of the domain count). Overrides --experts_per_domain.")
 flags.DEFINE_integer("seed", None, "Seed of initialisers, shuffles and domain order (default 2024).")
+# multi-domain multi-task (M3oE and its baselines)
+flags.DEFINE_list("task_set", None, "Train a multi-domain multi-task model on these label columns, e.g. click,like "
+                  "(one task: the -MDL setting). ml-1m, ml-100k and synthetic become their M3oE variants.")
+flags.DEFINE_list("domains", None, "Multi-task: keep only these domain ids, renumbered from 0 (one domain: the -MTL setting).")
+flags.DEFINE_enum("m3oe_fusion", None, ["paper", "as_coded", "fixed"],
+                  "M3oE fusion weights: paper = bi-level, the scalars only in their own once-per-epoch step on a "
+                  "held-out batch (default); as_coded = the released code (every weight in the main optimizer, "
+                  "plus the scalars' step on a training batch); fixed = all four at 0.5 (Table 3 'w/o AutoML').")
+flags.DEFINE_integer("num_shared_experts", None, "M3oE/MMoE/PLE shared experts N (default 4, the code's; the paper's best on MovieLens is 1).")
+flags.DEFINE_integer("specific_experts", None, "PLE: experts per (domain, task) objective (default 1).")
+flags.DEFINE_float("fusion_learning_rate", None, "M3oE: learning rate of the fusion scalars' optimizer (default 1e-3).")
+flags.DEFINE_float("weight_decay", None, "Multi-task: torch-style coupled L2 added to every gradient (default 1e-5).")
+flags.DEFINE_boolean("restore_best", None, "Multi-task: test with the best validation weights (default); false = "
+                     "the code's rule (last weights unless early stopping fired).")
+flags.DEFINE_boolean("concat_modules", None, "M3oE ablation (Table 3): concatenate the three views.")
+flags.DEFINE_boolean("fully_gated", None, "M3oE ablation (Table 3): one gate per objective over all experts.")
+flags.DEFINE_boolean("domain_experts", None, "M3oE: use the domain experts (false: Table 3 'w/o domain').")
+flags.DEFINE_boolean("task_experts", None, "M3oE: use the task experts (false: Table 3 'w/o task').")
 define_thread_flags()
 # distribution
 flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
@@ -100,10 +120,108 @@ def config_from_flags() -> RunConfig:
     return config
 
 
-def list_models_text() -> str:
-    from mlora_tf.models import list_backbones
+_MULTITASK_OVERRIDES = {
+    "dataset": ("data", "dataset"), "data_dir": ("data", "data_dir"), "domain_split": ("data", "domain_split"),
+    "cache_dir": ("data", "cache_dir"), "split_seed": ("data", "split_seed"),
+    "model": ("model", "name"), "lora_reduce": ("model", "lora_reduce"), "embedding_dim": ("model", "embedding_dim"),
+    "num_shared_experts": ("model", "num_shared_experts"), "specific_experts": ("model", "specific_experts"),
+    "concat_modules": ("model", "concat_modules"), "fully_gated": ("model", "fully_gated"),
+    "domain_experts": ("model", "domain_experts"), "task_experts": ("model", "task_experts"),
+    "batch_size": ("train", "batch_size"), "learning_rate": ("train", "learning_rate"),
+    "patience": ("train", "patience"), "max_epochs": ("train", "max_epochs"), "seed": ("train", "seed"),
+    "fusion_learning_rate": ("train", "fusion_learning_rate"), "weight_decay": ("train", "weight_decay"),
+    "restore_best": ("train", "restore_best"),
+}
+_SINGLE_TASK_ONLY = sorted(set(_OVERRIDES) - set(_MULTITASK_OVERRIDES)) + ["hidden_units", "strategy", "cpu_devices"]
+_MULTITASK_ONLY = sorted(set(_MULTITASK_OVERRIDES) - set(_OVERRIDES) - {"embedding_dim"}) + ["domains", "m3oe_fusion"]
 
-    return "\n".join(f"{spec.name:<10} {spec.description}" for spec in list_backbones())
+
+def _config_file(path: str) -> dict | None:
+    """The JSON of `--config` when it is a saved multi-task run config, else None."""
+    import json
+
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return values if isinstance(values, dict) and values.get("kind") == "multitask" else None
+
+
+def is_multitask_run() -> bool:
+    """`--task_set`, a multi-task `--model`, or a multi-task `--config` file."""
+    from mlora_tf.models import is_multitask_model
+
+    if FLAGS.task_set or (FLAGS.model and is_multitask_model(FLAGS.model)):
+        return True
+    return bool(FLAGS.config and _config_file(FLAGS.config))
+
+
+def _given(names) -> list[str]:
+    """The flags among `names` given on the command line."""
+    return [f"--{n}" for n in names if FLAGS[n].present]
+
+
+def multitask_config_from_flags():
+    """The MultiTaskRunConfig: defaults, then a multi-task --config, then the flags."""
+    import dataclasses
+
+    from mlora_tf.config import MultiTaskRunConfig
+
+    stray = _given(_SINGLE_TASK_ONLY)
+    if stray:
+        raise ValueError(f"{', '.join(stray)} apply to single-task runs, not to --task_set / multi-task models.")
+    values = _config_file(FLAGS.config) if FLAGS.config else None
+    config = MultiTaskRunConfig.from_dict(values) if values else MultiTaskRunConfig()
+    sections = {"data": {}, "model": {}, "train": {}}
+    for flag, (section, field) in _MULTITASK_OVERRIDES.items():
+        value = getattr(FLAGS, flag)
+        if value is not None:
+            sections[section][field] = value
+    if FLAGS.m3oe_fusion == "fixed":
+        sections["model"]["fusion"] = "fixed"
+    elif FLAGS.m3oe_fusion is not None:
+        sections["model"]["fusion"] = "learned"
+        sections["train"]["fusion_schedule"] = FLAGS.m3oe_fusion
+    config.data = dataclasses.replace(config.data, **sections["data"])
+    config.data.options.update(parse_options(FLAGS.data_options))
+    config.model = dataclasses.replace(config.model, **sections["model"])
+    config.train = dataclasses.replace(config.train, **sections["train"])
+    if FLAGS.task_set:
+        config.tasks = tuple(t.strip() for t in FLAGS.task_set)
+    if FLAGS.domains:
+        try:
+            config.domains = tuple(int(d) for d in FLAGS.domains)
+        except ValueError:
+            raise ValueError(f"--domains takes integer domain ids. Received: {FLAGS.domains}") from None
+    return config
+
+
+def list_models_text() -> str:
+    from mlora_tf.models import list_backbones, list_multitask_models
+
+    lines = ["Single-task backbones (--adapter none|mlora|moe):"]
+    lines += [f"  {spec.name:<14} {spec.description}" for spec in list_backbones()]
+    lines.append("Multi-domain multi-task models (--task_set=click,like):")
+    for spec in list_multitask_models():
+        label = f" [paper: {spec.paper_name}]" if spec.paper_name else (" [ours]" if spec.ours else "")
+        lines.append(f"  {spec.name:<14} {spec.description}{label}")
+    return "\n".join(lines)
+
+
+def run_multitask() -> int:
+    config = multitask_config_from_flags()
+    from mlora_tf.multitask_run import format_pair_table, train_multitask_run
+
+    record = train_multitask_run(config, output_dir=FLAGS.output_dir)
+    print(format_pair_table({config.model.name: record}))
+    print(f"epochs {record['epochs']} (best {record['best_epoch']}), {record['seconds']:.1f}s, "
+          f"params {record['params_total']:,} ({record['params_dense']:,} without embeddings)")
+    if record["fusion_weights"]:
+        print("fusion weights " + ", ".join(f"{k} {v:.4f}" for k, v in record["fusion_weights"].items()))
+    if FLAGS.output_dir:
+        print(f"result: {os.path.join(FLAGS.output_dir, 'result.json')}")
+    return 0
 
 
 def main(argv):
@@ -112,6 +230,12 @@ def main(argv):
         print(list_models_text())
         return 0
     try:
+        if is_multitask_run():
+            configure_threads_from_flags(large_ops=True)
+            return run_multitask()
+        stray = _given(_MULTITASK_ONLY)
+        if stray:
+            raise ValueError(f"{', '.join(stray)} apply to multi-task runs: add --task_set (e.g. click,like).")
         # Logical devices, thread pools, then the strategy: each must precede the next
         # and any TensorFlow op (MultiWorkerMirroredStrategy starts the cluster server).
         if FLAGS.cpu_devices is not None:

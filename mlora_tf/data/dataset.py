@@ -362,6 +362,60 @@ class MultiDomainDataset:
             dense_features=self.dense_features,
         )
 
+    def select_labels(self, labels: Sequence[str]) -> "MultiDomainDataset":
+        """A view with the label columns `labels` only, in that order (names kept).
+
+        M3oE's "-MDL" setting (one task, every domain) is `select_labels(["click"])`.
+        """
+        labels = tuple(labels)
+        if not labels or len(set(labels)) != len(labels):
+            raise ValueError(f"`labels` must be distinct label names. Received: labels={list(labels)}")
+        for label in labels:
+            self._check_label(label)
+        if labels == self.labels:
+            return self
+        splits = {
+            split: {c: columns[c] for c in self.features + self.dense_features + labels}
+            for split, columns in self.splits.items()
+        }
+        return dataclasses.replace(
+            self, splits=splits, labels=labels, info=dict(self.info, tasks=list(labels))
+        )
+
+    def select_domains(self, domains: Sequence[int]) -> "MultiDomainDataset":
+        """A copy with the rows of `domains` only, renumbered `0..len(domains)-1` in the
+        given order; the other vocabularies are kept.
+
+        M3oE's "-MTL" setting (every task, one domain) is `select_domains([d])`. (Its
+        code filters the domain before encoding ids, so its other vocabularies hold that
+        domain's values only; rows of ids that never occur are never trained either
+        way.)
+        """
+        domains = tuple(domains)
+        if not domains or len(set(domains)) != len(domains):
+            raise ValueError(f"`domains` must be distinct domain ids. Received: domains={list(domains)}")
+        for d in domains:
+            self._check_domain(d)
+        if domains == tuple(range(self.n_domains)):
+            return self
+        renumber = np.full(self.n_domains, -1, dtype=np.int64)
+        renumber[list(domains)] = np.arange(len(domains))
+        splits = {}
+        for split, columns in self.splits.items():
+            keep = renumber[columns["domain"]] >= 0
+            kept = {c: v[keep] for c, v in columns.items()}
+            kept["domain"] = renumber[kept["domain"]]
+            splits[split] = kept
+        return dataclasses.replace(
+            self,
+            name=f"{self.name}[domains={','.join(map(str, domains))}]",
+            n_domains=len(domains),
+            vocab_sizes=dict(self.vocab_sizes, domain=len(domains)),
+            domain_names=[self.domain_names[d] for d in domains],
+            splits=splits,
+            info=dict(self.info, kept_domains=[self.domain_names[d] for d in domains]),
+        )
+
     def _check_split(self, split: str) -> None:
         if split not in self.splits:
             raise ValueError(

@@ -8,6 +8,7 @@ from mlora_tf.layers import interactions  # noqa: F401  (registers the interacti
 from mlora_tf.layers.interactions import *  # noqa: F401,F403
 from mlora_tf.layers import m3oe  # noqa: F401  (registers the M3oE layers)
 from mlora_tf.layers.m3oe import (  # noqa: F401
+    CGCGates,
     DomainRepresentation,
     DomainTaskTowers,
     ExpertBank,

@@ -75,3 +75,8 @@ def task_outputs(logits: Any, tasks: tuple[str, ...]) -> dict[str, Any]:
         outputs[task] = keras.layers.Activation("sigmoid", name=task)(logit)
         outputs[f"{task}_logit"] = logit
     return outputs
+
+
+def input_names(model: keras.Model) -> list[str]:
+    """The names of a functional model's inputs, in `model.inputs` order."""
+    return [t._keras_history.operation.name for t in model.inputs]

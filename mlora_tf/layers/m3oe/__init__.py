@@ -4,9 +4,11 @@ Forward order (m3oe.md §2): `DomainRepresentation` (f_DR, W_c, f_DA) -> three
 `ExpertBank`s (shared, domain, task experts) -> `ExpertGates` (one gate per
 (domain, task) over the shared experts) -> `ExpertFusion` (beta-balanced mixes,
 alpha-weighted sum) -> `DomainTaskTowers` (one tower per (domain, task)).
-`LNDense` is the Linear -> LayerNorm -> ReLU block they share.
+`LNDense` is the Linear -> LayerNorm -> ReLU block they share. `CGCGates` (PLE's
+gates over shared and per-objective experts) serves the PLE-MDMT baseline.
 """
 
+from mlora_tf.layers.m3oe.cgc_gates import CGCGates
 from mlora_tf.layers.m3oe.domain_representation import DomainRepresentation
 from mlora_tf.layers.m3oe.domain_task_towers import DomainTaskTowers
 from mlora_tf.layers.m3oe.expert_bank import ExpertBank
@@ -17,6 +19,7 @@ from mlora_tf.layers.m3oe.ln_dense import LNDense
 __all__ = [
     "COMBINE_MODES",
     "FUSION_MODES",
+    "CGCGates",
     "DomainRepresentation",
     "DomainTaskTowers",
     "ExpertBank",
