@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from mlora_tf.api import mlora_export
@@ -158,14 +159,29 @@ class DomainRepresentation(keras.layers.Layer):
         self.built = True
 
     def domain_projection(self, x: Any, domain: Any) -> Any:
-        """`r = x (W_d * W_sh) + b_d + b_sh` per row: `(batch_size, star_units)`."""
-        mixture = _utils.domain_one_hot(domain, self.n_domains, x.dtype)
-        r = ops.matmul(mixture, self.domain_bias) + self.shared_bias
-        for d in range(self.n_domains):
-            # One (batch, star_units) product per domain keeps memory at O(batch).
+        """`r = x (W_d * W_sh) + b_d + b_sh` per row: `(batch_size, star_units)`.
+
+        The rows are partitioned by domain and each part is multiplied by its own
+        domain's kernel only (one `(rows, input_dim) x (input_dim, star_units)` product
+        per domain, not one per domain for every row), then put back in order. A row
+        whose id is outside `[0, n_domains)` gets `b_sh` alone.
+        """
+        domain = ops.convert_to_tensor(domain)
+        if len(domain.shape) == 2:
+            domain = ops.squeeze(domain, axis=1)
+        domain = tf.cast(domain, tf.int32)
+        n = self.n_domains
+        valid = tf.logical_and(domain >= 0, domain < n)
+        part = tf.where(valid, domain, n)  # out-of-range rows: an extra, zero, part
+        rows = tf.range(tf.shape(x)[0])
+        x_parts = tf.dynamic_partition(x, part, n + 1)
+        row_parts = tf.dynamic_partition(rows, part, n + 1)
+        outputs = []
+        for d in range(n):
             kernel = self.shared_kernel * self.domain_kernel[d]
-            r = r + mixture[:, d : d + 1] * ops.matmul(x, kernel)
-        return r
+            outputs.append(tf.matmul(x_parts[d], kernel) + self.domain_bias[d])
+        outputs.append(tf.zeros([tf.shape(x_parts[n])[0], self.star_units], x.dtype))
+        return tf.dynamic_stitch(row_parts, outputs) + self.shared_bias
 
     def call(self, inputs: Any) -> Any:
         x, domain = inputs
