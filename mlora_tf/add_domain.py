@@ -222,9 +222,13 @@ def add_domain(
 
     Returns:
         The new run's result record (also written to `output_dir/result.json`).
+
+    Raises:
+        ValueError: among others, for a multi-task run (not supported).
     """
     start = time.time()
     run = RunFolder.open(run_dir)
+    run.single_task_only("mlora-add-domain", "Adding a domain to a multi-task model is not implemented.")
     if os.path.abspath(output_dir) == os.path.abspath(run_dir):
         raise ValueError(f"`output_dir` must differ from `run_dir`. Received: {output_dir}")
     if os.path.exists(os.path.join(output_dir, RESULT_FILE)) and not overwrite:

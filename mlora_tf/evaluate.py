@@ -18,6 +18,9 @@ What scores:
 
 Data: a split of the run's own dataset (re-loaded from its config), or a CSV / parquet
 file with columns `uid, pid, domain, label` (other columns are ignored).
+
+Single-task runs only: a multi-task run (`mlora-train --task_set=...`) or its export
+is refused with a ValueError (its test metrics are in its `result.json`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import tensorflow as tf
 from mlora_tf.config import RunConfig
 from mlora_tf.data.dataset import SPLITS
 from mlora_tf.export.run_folder import RunFolder
-from mlora_tf.export.serving import is_export, load_export, serving_module
+from mlora_tf.export.serving import is_export, load_export, read_export_metadata, serving_module
 from mlora_tf.training.metrics import domain_metrics
 
 FEATURES = ("uid", "pid", "domain")
@@ -38,6 +41,10 @@ LABEL = "label"
 COLUMNS = FEATURES + (LABEL,)
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+_MULTITASK_HINT = (
+    "Its test metrics per (domain, task) are in the run's result.json (overall_auc, pair_auc); "
+    "mlora-export serves it."
+)
 
 
 # ------------------------------------------------------------------- files
@@ -224,18 +231,26 @@ def evaluate(
         (`keras` / `serving` / `saved_model`), `data` and `domain_names`.
 
     Raises:
-        ValueError: a bad split, data file, or ids out of range (naming the source).
+        ValueError: a bad split, data file, or ids out of range (naming the source); a
+            multi-task run or export (not supported).
         FileNotFoundError: a missing run, export or data file.
     """
     if data is None and split not in SPLITS:
         raise ValueError(f"`split` must be one of {list(SPLITS)}. Received: split={split!r}")
     if is_export(model_dir):
+        metadata = read_export_metadata(model_dir)
+        if metadata["kind"] != "single_task":
+            raise ValueError(
+                f"mlora-evaluate supports single-task runs only; {model_dir} is the export of a multi-task run "
+                f"(model {metadata.get('model')!r}, tasks {', '.join(metadata['tasks'])}). {_MULTITASK_HINT}"
+            )
         signature, metadata = load_export(model_dir)
         config = RunConfig.from_dict(metadata["config"])
         domain_names = metadata["domain_names"]
         scorer, vocab_sizes = _ServingScorer(signature, "saved_model"), None
     else:
         run = RunFolder.open(model_dir)
+        run.single_task_only("mlora-evaluate", _MULTITASK_HINT)
         config, domain_names = run.config, run.vocabulary.domain_names
         if serving_lookup:
             scorer, vocab_sizes = _ServingScorer(serving_module(run).serve, "serving"), None

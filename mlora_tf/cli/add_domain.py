@@ -8,6 +8,9 @@ Examples:
 Only the new domain's adapter slot trains (A, B and bias of slot D in every layer);
 every old domain's predictions stay bit-for-bit the same. The output is a normal run
 folder: `mlora-export` serves all domains from it.
+
+Single-task MLoRA runs only: a multi-task run (`mlora-train --task_set=...`) is refused
+with an error (exit status 2).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ Examples:
 Prints per-domain AUC, the original's 500-threshold AUC, logloss and calibration (mean
 prediction, observed CTR, their ratio), then WAUC and mean AUC; `--output` writes the
 same as JSON.
+
+Single-task runs only: a multi-task run (`mlora-train --task_set=...`) or its export is
+refused with an error (exit status 2); its test metrics are in its result.json.
 """
 
 from __future__ import annotations

@@ -4,10 +4,15 @@ Examples:
   mlora-export --run_dir=runs/wdl_mlora --export_dir=export/wdl_mlora/1
   mlora-export --run_dir=runs/wdl_mlora --export_dir=export/wdl_mlora/1 --overwrite
 
-The `serving_default` signature takes int64 `uid`, `pid`, `domain` of shape [None]
-and returns float32 `probability` and `logit` of shape [None]. Ids never seen in
-training are served with the OOV row (the mean of the training ids' rows); a domain id
-outside [0, n_domains) fails the request.
+  mlora-export --run_dir=runs/m3oe --export_dir=export/m3oe/1     # a multi-task run
+
+The `serving_default` signature of a single-task run takes int64 `uid`, `pid`,
+`domain` of shape [None] and returns float32 `probability` and `logit` of shape
+[None]. That of a multi-task run (`mlora-train --task_set=...`, M3oE or a baseline)
+takes every sparse feature of the model as int64 [None] and every dense feature as
+float32 [None], and returns `<task>` (the probability) and `<task>_logit` for every
+task, float32 [None]. Ids never seen in training are served with the OOV row (the
+mean of the training ids' rows); a domain id outside [0, n_domains) fails the request.
 """
 
 from __future__ import annotations
@@ -41,8 +46,13 @@ def main(argv):
         return 2
     domains = ", ".join(f"{i} {n}" for i, n in enumerate(metadata["domain_names"]))
     print(f"SavedModel: {path}")
-    print(f"signature {metadata['signature']!r}: inputs {', '.join(metadata['features'])} (int64 [None]); "
+    inputs = f"{', '.join(metadata['features'])} (int64 [None])"
+    if metadata["dense_features"]:
+        inputs += f", {', '.join(metadata['dense_features'])} (float32 [None])"
+    print(f"signature {metadata['signature']!r}: inputs {inputs}; "
           f"outputs {', '.join(metadata['outputs'])} (float32 [None])")
+    if metadata["tasks"]:
+        print(f"tasks: {', '.join(metadata['tasks'])} (model {metadata['model']})")
     print(f"domains: {domains}")
     print("OOV rows: " + ", ".join(f"{f} -> {i}" for f, i in metadata["oov_index"].items()))
     return 0

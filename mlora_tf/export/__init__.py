@@ -1,8 +1,10 @@
 """Serving: a trained run as a TF Serving SavedModel (`mlora-export`).
 
-`export_run(run_dir, export_dir)` writes the SavedModel; `ServingModule` is the graph
-(raw-id lookups with an out-of-vocabulary row, the domain check, the Keras model);
-`Vocabulary` is a run's `vocab.npz`; `RunFolder` opens a run folder.
+`export_run(run_dir, export_dir)` writes the SavedModel of a single-task run or of a
+multi-task one (any registered multi-task model: one probability and logit per task);
+`ServingModule` is the graph (raw-id lookups with an out-of-vocabulary row, the domain
+check, the Keras model); `Vocabulary` is a run's `vocab.npz`; `RunFolder` opens a run
+folder of either kind.
 """
 
 from mlora_tf.export.run_folder import RunFolder
@@ -14,6 +16,7 @@ from mlora_tf.export.serving import (
     load_export,
     read_export_metadata,
     serving_module,
+    task_output_names,
 )
 from mlora_tf.export.vocab import Vocabulary
 from mlora_tf.export.weights import feature_tables, oov_row, rebuild, transfer, with_oov_rows, without_oov_rows
@@ -31,6 +34,7 @@ __all__ = [
     "read_export_metadata",
     "rebuild",
     "serving_module",
+    "task_output_names",
     "transfer",
     "with_oov_rows",
     "without_oov_rows",

@@ -8,25 +8,26 @@ import os
 
 import keras
 
-from mlora_tf.config import RunConfig
+from mlora_tf.config import MultiTaskRunConfig, RunConfig, run_config_from_dict
 from mlora_tf.export.vocab import Vocabulary
 from mlora_tf.run import MODEL_FILE, RESULT_FILE, VOCAB_FILE
 
 
 @dataclasses.dataclass(eq=False)
 class RunFolder:
-    """The files of one run.
+    """The files of one run, single-task or multi-task.
 
     Attributes:
         path: the folder.
         record: `result.json` as a dict.
-        config: the resolved `RunConfig` of the run (`record["config"]`).
+        config: the resolved config of the run (`record["config"]`): a `RunConfig`, or
+            a `MultiTaskRunConfig` for a multi-task run (`"kind": "multitask"`).
         vocabulary: `vocab.npz`: training ids, vocabulary sizes, domain names.
     """
 
     path: str
     record: dict
-    config: RunConfig
+    config: RunConfig | MultiTaskRunConfig
     vocabulary: Vocabulary
 
     @classmethod
@@ -35,7 +36,8 @@ class RunFolder:
 
         Raises:
             FileNotFoundError: naming the first missing file.
-            ValueError: for a `result.json` without a valid `config`.
+            ValueError: for a `result.json` without a valid `config`, or a multi-task
+                one without its `tasks`.
         """
         if not os.path.isdir(path):
             raise FileNotFoundError(f"No run folder {path}.")
@@ -49,9 +51,29 @@ class RunFolder:
             record = json.load(f)
         if "config" not in record:
             raise ValueError(f"{result_path} has no `config`. Received keys: {sorted(record)}")
-        config = RunConfig.from_dict(record["config"])
+        config = run_config_from_dict(record["config"])
         vocabulary = Vocabulary.load(os.path.join(path, VOCAB_FILE))
-        return cls(path=path, record=record, config=config, vocabulary=vocabulary)
+        run = cls(path=path, record=record, config=config, vocabulary=vocabulary)
+        if run.multitask and not run.tasks:
+            raise ValueError(f"{result_path} is a multi-task run without `tasks`. Received keys: {sorted(record)}")
+        return run
+
+    @property
+    def multitask(self) -> bool:
+        """Whether this is a multi-task run (`mlora-train --task_set=...`)."""
+        return isinstance(self.config, MultiTaskRunConfig)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """A multi-task run's tasks in the model's output order (`result.json`'s
+        `tasks`, else the config's); `()` for a single-task run."""
+        if not self.multitask:
+            return ()
+        return tuple(self.record.get("tasks") or self.config.tasks)
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model.name
 
     @property
     def model_path(self) -> str:
@@ -62,3 +84,16 @@ class RunFolder:
         import mlora_tf  # noqa: F401  (registers the layers)
 
         return keras.saving.load_model(self.model_path)
+
+    def single_task_only(self, program: str, hint: str = "") -> None:
+        """Raise ValueError naming `program` when this is a multi-task run (for the
+        programs that do not handle one).
+
+        Raises:
+            ValueError: for a multi-task run.
+        """
+        if self.multitask:
+            raise ValueError(
+                f"{program} supports single-task runs only; {self.path} is a multi-task run "
+                f"(model {self.model_name!r}, tasks {', '.join(self.tasks)}).{' ' + hint if hint else ''}"
+            )

@@ -1,16 +1,25 @@
 """A run as a TF Serving SavedModel: raw ids in, probabilities out.
 
 `export_run(run_dir, export_dir)` writes a SavedModel whose `serving_default` signature
-takes the raw ids of every feature the model was trained on (`uid`, `pid`, `domain`:
-int64, shape `[None]`) and returns `probability` and `logit` (float32, `[None]`).
+takes the raw ids of every id feature the model was trained on (int64, shape `[None]`)
+and its dense features (float32, `[None]`), and returns float32 `[None]` outputs:
+
+* a single-task run (`mlora-train`): inputs `uid`, `pid`, `domain`; outputs
+  `probability` and `logit`;
+* a multi-task run (`mlora-train --task_set=...`, any registered multi-task model:
+  M3oE and its baselines): inputs every sparse feature of the model (`uid`, `pid`,
+  `gender`, `occupation`, `zip`, `cate_id`, `domain` for M3oE's MovieLens features)
+  and every dense one (`age`); outputs `<task>` (the probability) and `<task>_logit`
+  for every task, e.g. `click`, `click_logit`, `like`, `like_logit`.
 
 Inside the graph, before the Keras model:
 
 * every id feature goes through a `tf.lookup.StaticHashTable` from the ids seen in
   training to themselves; any other id (unseen in training, outside the vocabulary,
   negative) maps to the feature's OOV row, index `vocab_size`, an extra row appended
-  to each of the feature's tables (embedding and wide weight) that holds the mean of
-  the training ids' rows (`mlora_tf.export.vocab`);
+  to each of the feature's tables (embedding and wide weight; every per-objective
+  table of the multi-task `mlp`) that holds the mean of the training ids' rows
+  (`mlora_tf.export.vocab`);
 * a domain id outside `[0, n_domains)` fails the request with an `InvalidArgumentError`
   whose message names the valid range and the domains;
 * inputs of different lengths fail the request the same way.
@@ -34,41 +43,59 @@ from absl import logging
 from mlora_tf import __version__
 from mlora_tf.export.run_folder import RunFolder
 from mlora_tf.export.vocab import DOMAIN, Vocabulary
-from mlora_tf.export.weights import input_name, with_oov_rows
+from mlora_tf.export.weights import dense_input_names, id_input_names, input_name, with_oov_rows
 from mlora_tf.io import atomic_write_json
 
 SIGNATURE_KEY = "serving_default"
 METADATA_FILE = os.path.join("assets.extra", "mlora_tf.json")
 OUTPUTS = ("probability", "logit")
+"""The outputs of a single-task run's signature."""
+
+
+def task_output_names(tasks) -> list[str]:
+    """The outputs of a multi-task run's signature: `<task>`, `<task>_logit` per task."""
+    return [name for task in tasks for name in (task, f"{task}_logit")]
 
 
 class ServingModule(tf.Module):
     """The serving graph: id lookups, domain check, then the Keras model.
 
-    Call `serve(**ids)` (a `tf.function` with a fixed input signature) or save the
+    Call `serve(**inputs)` (a `tf.function` with a fixed input signature) or save the
     module with `signatures={"serving_default": module.serve}`.
 
     Input shape:
-        one int64 tensor of shape `(batch_size,)` per feature, by name.
+        one int64 tensor of shape `(batch_size,)` per id feature (`features`), then one
+        float32 tensor of shape `(batch_size,)` per dense feature (`dense_features`),
+        by name.
     Output shape:
-        `{"probability": (batch_size,), "logit": (batch_size,)}`, float32.
+        one float32 `(batch_size,)` tensor per name of `outputs`.
 
     Args:
         model: the trained model *with* OOV rows (`weights.with_oov_rows`): id tables of
-            `vocab_size + 1` rows.
+            `vocab_size + 1` rows. Its integer inputs are id features, its float
+            inputs dense features.
         vocabulary: the run's `Vocabulary`.
+        outputs: the model outputs the signature returns (default: a single-task
+            model's `probability`, `logit`; `task_output_names(tasks)` for a
+            multi-task one).
     """
 
-    def __init__(self, model: keras.Model, vocabulary: Vocabulary, name: str = "mlora_serving"):
+    def __init__(self, model: keras.Model, vocabulary: Vocabulary, outputs=OUTPUTS, name: str = "mlora_serving"):
         super().__init__(name=name)
-        inputs = [input_name(t) for t in model.inputs]
-        missing = [f for f in inputs if f not in vocabulary.vocab_sizes]
+        id_inputs = id_input_names(model)
+        missing = [f for f in id_inputs if f not in vocabulary.vocab_sizes]
         if missing:
             raise ValueError(f"No vocabulary for model inputs {missing}. Received: {vocabulary.features}")
-        if DOMAIN not in inputs:
-            raise ValueError(f"The model has no `domain` input. Received inputs: {inputs}")
+        if DOMAIN not in id_inputs:
+            raise ValueError(f"The model has no `domain` input. Received inputs: {[input_name(t) for t in model.inputs]}")
+        model_outputs = list(model.output) if isinstance(model.output, dict) else []
+        missing = [k for k in outputs if k not in model_outputs]
+        if missing or not outputs:
+            raise ValueError(f"The model has no output(s) {missing or 'given'}. Received outputs: {model_outputs}")
         self._set_model(model)
-        self.features = [f for f in vocabulary.features if f in inputs]
+        self.features = [f for f in vocabulary.features if f in id_inputs]
+        self.dense_features = dense_input_names(model)
+        self.outputs = list(outputs)
         self.n_domains = vocabulary.n_domains
         self.domain_names = list(vocabulary.domain_names)
         self.lookups = {}
@@ -81,15 +108,18 @@ class ServingModule(tf.Module):
                 default_value=tf.constant(vocabulary.oov_index(f), tf.int64),
                 name=f"{f}_lookup",
             )
-        def serve(*ids):
-            return self._serve(*ids)
+
+        def serve(*inputs):
+            return self._serve(*inputs)
 
         # Named parameters (`serve(uid=..., pid=..., domain=...)`), whatever the features.
         serve.__signature__ = inspect.Signature(
-            [inspect.Parameter(f, inspect.Parameter.POSITIONAL_OR_KEYWORD) for f in self.features]
+            [inspect.Parameter(f, inspect.Parameter.POSITIONAL_OR_KEYWORD) for f in self.input_names]
         )
         self.serve = tf.function(
-            serve, input_signature=[tf.TensorSpec([None], tf.int64, name=f) for f in self.features]
+            serve,
+            input_signature=[tf.TensorSpec([None], tf.int64, name=f) for f in self.features]
+            + [tf.TensorSpec([None], tf.float32, name=f) for f in self.dense_features],
         )
         # The SavedModel holds the variables the signature reads, as plain
         # `tf.Variable`s (what TF Serving's loader restores), not the Keras objects.
@@ -107,9 +137,14 @@ class ServingModule(tf.Module):
         """The Keras model the signature calls (id tables with the OOV row)."""
         return self._model
 
-    def _serve(self, *ids):
-        ids = dict(zip(self.features, ids))
-        domain = ids[DOMAIN]
+    @property
+    def input_names(self) -> list[str]:
+        """The signature's inputs: the id features, then the dense features."""
+        return self.features + self.dense_features
+
+    def _serve(self, *inputs):
+        inputs = dict(zip(self.input_names, inputs))
+        domain = inputs[DOMAIN]
         valid = tf.logical_and(domain >= 0, domain < self.n_domains)
         shown = ", ".join(f"{i} {n}" for i, n in enumerate(self.domain_names[:20]))
         checks = [
@@ -121,7 +156,7 @@ class ServingModule(tf.Module):
                 name="domain_in_range",
             )
         ]
-        for f, x in ids.items():
+        for f, x in inputs.items():
             if f != DOMAIN:
                 checks.append(
                     tf.debugging.assert_equal(
@@ -130,22 +165,29 @@ class ServingModule(tf.Module):
                     )
                 )
         with tf.control_dependencies(checks):
-            mapped = {f: (self.lookups[f].lookup(x) if f in self.lookups else tf.identity(x)) for f, x in ids.items()}
+            mapped = {
+                f: (self.lookups[f].lookup(x) if f in self.lookups else tf.identity(x)) for f, x in inputs.items()
+            }
             out = self._model(mapped, training=False)
-        return {k: tf.identity(tf.reshape(out[k], [-1]), name=k) for k in OUTPUTS}
+        return {k: tf.identity(tf.reshape(out[k], [-1]), name=k) for k in self.outputs}
 
-    def predict(self, **ids) -> dict:
-        """Numpy convenience: `predict(uid=[...], pid=[...], domain=[...])`."""
-        out = self.serve(**{f: tf.constant(np.asarray(ids[f], dtype=np.int64)) for f in self.features})
+    def predict(self, **inputs) -> dict:
+        """Numpy convenience: `predict(uid=[...], pid=[...], domain=[...])` (dense
+        features as floats)."""
+        feed = {f: tf.constant(np.asarray(inputs[f], dtype=np.int64)) for f in self.features}
+        feed.update({f: tf.constant(np.asarray(inputs[f], dtype=np.float32)) for f in self.dense_features})
+        out = self.serve(**feed)
         return {k: v.numpy() for k, v in out.items()}
 
 
 def serving_module(run: RunFolder | str) -> ServingModule:
-    """The `ServingModule` of a run folder (in memory; `export_run` saves it)."""
+    """The `ServingModule` of a run folder, single-task or multi-task (in memory;
+    `export_run` saves it)."""
     if isinstance(run, str):
         run = RunFolder.open(run)
-    model = with_oov_rows(run.load_model(), run.config.model, run.vocabulary)
-    return ServingModule(model, run.vocabulary)
+    model = with_oov_rows(run.load_model(), run.config.model, run.vocabulary, run.tasks)
+    outputs = task_output_names(run.tasks) if run.multitask else OUTPUTS
+    return ServingModule(model, run.vocabulary, outputs=outputs)
 
 
 def export_run(run_dir: str, export_dir: str, overwrite: bool = False) -> str:
@@ -154,10 +196,12 @@ def export_run(run_dir: str, export_dir: str, overwrite: bool = False) -> str:
     `export_dir` is the version folder TF Serving loads (`.../MODEL_NAME/1`). It is
     written next to its final place and renamed into it, so a server watching the
     parent folder never sees a half-written version. It also holds
-    `assets.extra/mlora_tf.json` (features, domains, OOV rows, the run's config).
+    `assets.extra/mlora_tf.json` (kind, features, dense features, tasks, outputs,
+    domains, OOV rows, the run's config).
 
     Args:
-        run_dir: a run folder (`result.json`, `model.keras`, `vocab.npz`).
+        run_dir: a run folder (`result.json`, `model.keras`, `vocab.npz`) of a
+            single-task or a multi-task run.
         export_dir: the SavedModel folder to create.
         overwrite: replace an existing `export_dir` (otherwise an error).
 
@@ -190,8 +234,12 @@ def export_run(run_dir: str, export_dir: str, overwrite: bool = False) -> str:
                 "version": __version__,
                 "source_run": os.path.abspath(run_dir),
                 "signature": SIGNATURE_KEY,
+                "kind": "multitask" if run.multitask else "single_task",
+                "model": run.model_name,
                 "features": module.features,
-                "outputs": list(OUTPUTS),
+                "dense_features": module.dense_features,
+                "tasks": list(run.tasks),
+                "outputs": module.outputs,
                 "n_domains": vocabulary.n_domains,
                 "domain_names": vocabulary.domain_names,
                 "vocab_sizes": vocabulary.vocab_sizes,
@@ -210,7 +258,10 @@ def export_run(run_dir: str, export_dir: str, overwrite: bool = False) -> str:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    logging.info("Exported %s to %s (signature %r, features %s)", run_dir, export_dir, SIGNATURE_KEY, module.features)
+    logging.info(
+        "Exported %s to %s (signature %r, inputs %s, outputs %s)", run_dir, export_dir, SIGNATURE_KEY,
+        module.input_names, module.outputs,
+    )
     return export_dir
 
 
@@ -219,12 +270,18 @@ def is_export(path: str) -> bool:
 
 
 def read_export_metadata(export_dir: str) -> dict:
-    """`assets.extra/mlora_tf.json` of an export (features, domains, the run config)."""
+    """`assets.extra/mlora_tf.json` of an export (kind, features, dense features,
+    tasks, outputs, domains, the run config). Exports written before multi-task
+    export lack `kind`, `dense_features` and `tasks`: they read as single-task."""
     path = os.path.join(export_dir, METADATA_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} is missing: {export_dir} was not written by mlora-export.")
     with open(path) as f:
-        return json.load(f)
+        metadata = json.load(f)
+    metadata.setdefault("kind", "single_task")
+    metadata.setdefault("dense_features", [])
+    metadata.setdefault("tasks", [])
+    return metadata
 
 
 def load_export(export_dir: str):
@@ -232,7 +289,9 @@ def load_export(export_dir: str):
 
     Returns:
         `(signature, metadata)`: call `signature(uid=..., pid=..., domain=...)` with
-        int64 tensors; it returns `{"probability", "logit"}`.
+        int64 tensors (and float32 ones for `metadata["dense_features"]`); it returns
+        `{name: tensor}` for `metadata["outputs"]` (`probability`, `logit` for a
+        single-task run; `<task>`, `<task>_logit` per task for a multi-task one).
     """
     metadata = read_export_metadata(export_dir)
     loaded = tf.saved_model.load(export_dir)

@@ -2,8 +2,12 @@
 
 Serving appends an out-of-vocabulary row to every id table, and a new domain appends
 a domain row and an adapter slot: both build the same architecture again from the
-run's `ModelConfig` with other sizes (`rebuild`) and copy every weight whose shape did
+run's model config with other sizes (`rebuild`) and copy every weight whose shape did
 not change; a `resize` callback says what a changed variable becomes.
+
+`rebuild` picks the builder by the config's type: a single-task `ModelConfig` goes to
+`mlora_tf.models.build_model`, a `MultiTaskModelConfig` to the multi-task registry
+(`build_multitask_model`, which also needs the run's tasks, in output order).
 """
 
 from __future__ import annotations
@@ -19,13 +23,58 @@ from mlora_tf.config import ModelConfig
 from mlora_tf.export.vocab import DOMAIN, Vocabulary
 from mlora_tf.layers.core import LinearLogit
 from mlora_tf.models.builder import DataSpec, build_model
+from mlora_tf.models.m3oe import MultiTaskDataSpec
+from mlora_tf.models.multitask import MultiTaskModelConfig, build_multitask_model
 
 Resize = Callable[[keras.Variable, keras.Variable], "np.ndarray | None"]
 
 
-def rebuild(model_config: ModelConfig, vocab_sizes: dict, n_domains: int) -> keras.Model:
-    """`build_model` on a copy of `model_config` (building fills the config's unset fields)."""
-    return build_model(copy.deepcopy(model_config), DataSpec(vocab_sizes=dict(vocab_sizes), n_domains=int(n_domains)))
+def _rebuild_single_task(model_config: ModelConfig, vocab_sizes: dict, n_domains: int, tasks) -> keras.Model:
+    if tasks:
+        raise ValueError(f"A single-task model has no tasks. Received: tasks={list(tasks)}")
+    return build_model(model_config, DataSpec(vocab_sizes=vocab_sizes, n_domains=n_domains))
+
+
+def _rebuild_multitask(model_config: MultiTaskModelConfig, vocab_sizes: dict, n_domains: int, tasks) -> keras.Model:
+    if not tasks:
+        raise ValueError(
+            f"Rebuilding multi-task model {model_config.name!r} needs its tasks in output order "
+            "(the run's result.json `tasks`). Received: tasks=()"
+        )
+    spec = MultiTaskDataSpec(
+        vocab_sizes=vocab_sizes, n_domains=n_domains, tasks=tuple(tasks),
+        dense_features=tuple(model_config.dense_features),
+    )
+    return build_multitask_model(model_config, spec)
+
+
+# Config type -> builder.
+_REBUILDERS = ((MultiTaskModelConfig, _rebuild_multitask), (ModelConfig, _rebuild_single_task))
+
+
+def rebuild(model_config, vocab_sizes: dict, n_domains: int, tasks=()) -> keras.Model:
+    """The architecture of `model_config` built again for other table sizes.
+
+    Args:
+        model_config: a single-task `ModelConfig` or a `MultiTaskModelConfig` (any
+            registered multi-task model); a copy is built (building fills a
+            single-task config's unset fields).
+        vocab_sizes: feature -> rows of its tables.
+        n_domains: number of domains.
+        tasks: the multi-task model's tasks in output order (the order sets which
+            tower is whose, so it must be the trained model's); empty for a
+            single-task model.
+
+    Raises:
+        ValueError: a config of another type, or tasks that do not fit the model kind.
+    """
+    for config_type, build in _REBUILDERS:
+        if isinstance(model_config, config_type):
+            return build(copy.deepcopy(model_config), dict(vocab_sizes), int(n_domains), tuple(tasks or ()))
+    raise ValueError(
+        "`model_config` must be a ModelConfig or a MultiTaskModelConfig. "
+        f"Received: {type(model_config).__name__}"
+    )
 
 
 def input_name(tensor) -> str | None:
@@ -33,11 +82,29 @@ def input_name(tensor) -> str | None:
     return operation.name if isinstance(operation, keras.layers.InputLayer) else None
 
 
+def is_id_input(tensor) -> bool:
+    """Whether a model input holds ids (an integer dtype: looked up in tables) rather
+    than dense values (a float dtype)."""
+    return "int" in str(tensor.dtype)
+
+
+def id_input_names(model: keras.Model) -> list[str]:
+    """The names of the model's integer (id) inputs, in `model.inputs` order."""
+    return [input_name(t) for t in model.inputs if is_id_input(t)]
+
+
+def dense_input_names(model: keras.Model) -> list[str]:
+    """The names of the model's float (dense) inputs, in `model.inputs` order."""
+    return [input_name(t) for t in model.inputs if not is_id_input(t)]
+
+
 def feature_tables(model: keras.Model) -> dict:
     """The variables whose rows are indexed by the raw ids of one input feature.
 
     An `Embedding` layer called on a model input and the tables of a `LinearLogit`
-    called on model inputs (table `i` belongs to input `i`).
+    called on model inputs (table `i` belongs to input `i`). A feature may have
+    several tables (the multi-task `mlp` baseline embeds every feature once per
+    (domain, task) objective): all of them are listed.
 
     Returns:
         feature name -> list of variables, each of shape `(vocab_size, ...)`.
@@ -112,12 +179,11 @@ def check_vocabulary(model: keras.Model, vocabulary: Vocabulary) -> dict:
     """The model's feature tables, after checking their sizes against the vocabulary.
 
     Raises:
-        ValueError: for a table whose row count is not the vocabulary size, or a model
-            input the vocabulary lacks.
+        ValueError: for a table whose row count is not the vocabulary size, or an id
+            input of the model the vocabulary lacks (dense inputs have no vocabulary).
     """
     tables = feature_tables(model)
-    for inp in model.inputs:
-        name = input_name(inp)
+    for name in id_input_names(model):
         if name not in vocabulary.vocab_sizes:
             raise ValueError(f"The model input {name!r} has no vocabulary. Received: {vocabulary.features}")
     for feature, variables in tables.items():
@@ -130,9 +196,13 @@ def check_vocabulary(model: keras.Model, vocabulary: Vocabulary) -> dict:
     return tables
 
 
-def with_oov_rows(model: keras.Model, model_config: ModelConfig, vocabulary: Vocabulary) -> keras.Model:
+def with_oov_rows(model: keras.Model, model_config, vocabulary: Vocabulary, tasks=()) -> keras.Model:
     """A copy of `model` whose id tables have one more row, index `vocab_size`: the OOV
-    row (`oov_row`). Rows `0..vocab_size-1` and every other weight are unchanged."""
+    row (`oov_row`). Rows `0..vocab_size-1` and every other weight are unchanged.
+
+    Every table of an id feature gets the row (all of them when the feature has
+    several); the domain tables keep their size. `model_config` and `tasks` as in
+    `rebuild` (`tasks`: a multi-task model's, in output order)."""
     tables = check_vocabulary(model, vocabulary)
     owner = {id(v): f for f, variables in tables.items() for v in variables}
     sizes = dict(vocabulary.vocab_sizes)
@@ -146,12 +216,12 @@ def with_oov_rows(model: keras.Model, model_config: ModelConfig, vocabulary: Voc
         values = old_var.numpy()
         return np.concatenate([values, oov_row(values, vocabulary.train_ids[feature])], axis=0)
 
-    new = rebuild(model_config, sizes, vocabulary.n_domains)
+    new = rebuild(model_config, sizes, vocabulary.n_domains, tasks)
     transfer(model, new, resize)
     return new
 
 
-def without_oov_rows(model: keras.Model, model_config: ModelConfig, vocabulary: Vocabulary) -> keras.Model:
+def without_oov_rows(model: keras.Model, model_config, vocabulary: Vocabulary, tasks=()) -> keras.Model:
     """Inverse of `with_oov_rows`: drop the last row of every id table."""
     owner = {id(v): f for f, variables in feature_tables(model).items() for v in variables}
 
@@ -161,6 +231,6 @@ def without_oov_rows(model: keras.Model, model_config: ModelConfig, vocabulary: 
             return None
         return old_var.numpy()[:-1]
 
-    new = rebuild(model_config, vocabulary.vocab_sizes, vocabulary.n_domains)
+    new = rebuild(model_config, vocabulary.vocab_sizes, vocabulary.n_domains, tasks)
     transfer(model, new, resize)
     return new

@@ -51,3 +51,28 @@ def new_domain_frame(n_unseen=5):
     extra = frame.iloc[:n_unseen].copy()
     extra["uid"] = 10**6 + np.arange(n_unseen)  # never seen, outside the vocabulary
     return pd.concat([frame, extra], ignore_index=True)
+
+
+def saved_model_cli_path():
+    """`saved_model_cli` next to this Python, or None when it is not installed."""
+    path = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    return path if os.path.exists(path) else None
+
+
+MULTITASK_SYNTHETIC = {"n_rows": 3000}
+
+
+def tiny_multitask_config(model="m3oe"):
+    """A `MultiTaskRunConfig` for a one-epoch run of `model` with tiny widths on the
+    synthetic multi-task data (tasks click and like, three domains)."""
+    import dataclasses
+
+    from mlora_tf.config import MultiTaskRunConfig, MultiTaskTrainConfig
+
+    config = MultiTaskRunConfig()
+    config.data.options.update(MULTITASK_SYNTHETIC)
+    config.train = MultiTaskTrainConfig(batch_size=512, max_epochs=1)
+    config.model = dataclasses.replace(
+        config.model, name=model, star_units=16, hidden_units=8, expert_units=4, tower_units=4, embedding_dim=4
+    )
+    return config
