@@ -61,3 +61,12 @@ reproduce-moe-table1: $(STAMP)
 
 reproduce-moe-experts: $(STAMP)
 	$(PY) experiments/reproduce_moe.py $(MOE_FLAGS) --figure=experts
+
+.PHONY: reproduce-m3oe
+# M3oE's Table 2 (and with M3OE_ARGS=--ablations its Table 3): DATASET/DATA_DIR as above;
+# SEEDS defaults to 5 here (run_MDMT.sh's seeds 2022..2026) unless given; M3OE_ARGS passes
+# flags to experiments/reproduce_m3oe.py (--models, --max_epochs, --fusion_schedule, ...).
+M3OE_SEEDS = $(if $(filter command line environment environment override,$(origin SEEDS)),$(SEEDS),5)
+M3OE_ARGS ?=
+reproduce-m3oe: $(STAMP)
+	$(PY) experiments/reproduce_m3oe.py --dataset=$(DATASET) --data_dir=$(DATA_DIR) --seeds=$(M3OE_SEEDS) $(M3OE_ARGS)
