@@ -101,19 +101,40 @@ def compact_record(result: dict) -> dict:
     return out
 
 
-def run_grid(cells, store: RunStore, run_cell) -> int:
-    """Run every cell missing from `store`; returns the number of runs done."""
+def compact_multitask_record(result: dict) -> dict:
+    """The fields of a `train_multitask_run` result a grid keeps per run (no per-epoch
+    history, no command line)."""
+    keys = (
+        "kind", "model", "variant", "tasks", "overall_auc", "overall_logloss", "pair_auc", "pair_logloss",
+        "pair_test_size", "domain_auc", "task_auc", "wauc", "mean_auc", "logloss", "pooled_task_auc",
+        "undefined_auc_pairs", "val", "fusion_weights", "params_total", "params_embedding", "params_dense",
+        "epochs", "best_epoch", "stopped_early", "train_examples_per_second", "seconds", "config", "dataset",
+        "version",
+    )
+    return {k: result[k] for k in keys if k in result}
+
+
+def run_grid(cells, store: RunStore, run_cell, compact=compact_record, metric: str = "wauc",
+             metric_label: str = "WAUC") -> int:
+    """Run every cell missing from `store`; returns the number of runs done.
+
+    `compact(result)` picks what a record keeps (default: the single-task fields;
+    `compact_multitask_record` for multi-task runs); `metric` (shown as
+    `metric_label`) is the result key logged after each run.
+    """
     todo = [c for c in cells if not store.has(c)]
     logging.info("%d of %d runs already done; %d to do.", len(cells) - len(todo), len(cells), len(todo))
     start = time.time()
     for i, cell in enumerate(todo, 1):
         logging.info("[%d/%d] %s %s seed %d ...", i, len(todo), cell.model, cell.adapter, cell.seed)
         record = run_cell(cell)
-        store.add(cell, compact_record(record))
+        store.add(cell, compact(record))
         elapsed = time.time() - start
+        value = record.get(metric)
         logging.info(
-            "[%d/%d] %s %s seed %d: WAUC %.4f (%.0fs; about %.0fs left)", i, len(todo), cell.model, cell.adapter,
-            cell.seed, record["wauc"], record["seconds"], elapsed / i * (len(todo) - i),
+            "[%d/%d] %s %s seed %d: %s %.4f (%.0fs; about %.0fs left)", i, len(todo), cell.model, cell.adapter,
+            cell.seed, metric_label, float("nan") if value is None else value, record["seconds"],
+            elapsed / i * (len(todo) - i),
         )
     return len(todo)
 
@@ -227,6 +248,35 @@ def load_or_explain(program: str, dataset: str, data_dir, split: str, options: d
         return None
 
 
+def explain_missing_data(program: str, error: Exception) -> None:
+    """Print a loader's missing-files error and how to run `program` without those files."""
+    import sys
+
+    print(f"{program}: {error}", file=sys.stderr)
+    print(
+        f"Without MovieLens files, run the same grid offline: `make {program} DATASET=synthetic`, "
+        f"or with MovieLens-100K: `make {program} DATASET=ml-100k DATA_DIR=...`.",
+        file=sys.stderr,
+    )
+
+
+def load_multitask_or_explain(program: str, config):
+    """Load a multi-task grid's dataset (`config`: a `MultiTaskRunConfig`); on missing
+    raw files print how to run offline and return None. Bad options (ValueError) are
+    printed too, without the hint, and give None."""
+    import sys
+
+    from mlora_tf.multitask_run import load_multitask_dataset
+
+    try:
+        return load_multitask_dataset(config)
+    except FileNotFoundError as e:
+        explain_missing_data(program, e)
+    except ValueError as e:
+        print(f"{program}: {e}", file=sys.stderr)
+    return None
+
+
 def cell_config(cell: Cell, dataset: str, data_dir, options: dict, max_epochs: int, **train):
     """The RunConfig of one grid cell."""
     from mlora_tf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -244,6 +294,28 @@ def cell_config(cell: Cell, dataset: str, data_dir, options: dict, max_epochs: i
 def by_seed(store: RunStore, **fields) -> dict:
     """`{seed: wauc}` of the runs matching `fields`."""
     return {r["cell"]["seed"]: r["wauc"] for r in store.select(**fields)}
+
+
+def metric_value(record: dict, metric: str):
+    """`record[metric]`, where a dotted name reaches into nested dicts
+    (`"pair_auc.d0t1"`); None when absent."""
+    value = record
+    for part in metric.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def metric_by_seed(store: RunStore, metric: str, **fields) -> dict:
+    """`{seed: record's metric}` of the runs matching `fields` (see `metric_value`);
+    runs without the metric (an undefined AUC) are left out."""
+    out = {}
+    for r in store.select(**fields):
+        value = metric_value(r, metric)
+        if value is not None:
+            out[r["cell"]["seed"]] = value
+    return out
 
 
 def seed_comparison(store: RunStore, reference: dict, candidate: dict):
