@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from mlora_tf.layers.interactions._utils import clone_initializer
@@ -83,3 +84,32 @@ def domain_one_hot(domain, n_domains: int, dtype):
     if len(domain.shape) == 2:
         domain = ops.squeeze(domain, axis=1)
     return ops.one_hot(ops.cast(domain, "int32"), n_domains, dtype=dtype)
+
+
+def per_domain(domain, n_domains: int, inputs, fn, output_shape, dtype):
+    """Applies `fn(d, *rows_of_d)` to each domain's rows and puts the results back in
+    row order: each row computed with its own domain's weights only.
+
+    Args:
+        domain: `(batch_size,)` or `(batch_size, 1)` integer ids.
+        n_domains: number of domains.
+        inputs: tensors with `batch_size` leading rows, partitioned alike.
+        fn: `fn(d, *parts) -> (rows_d, *output_shape)`.
+        output_shape: the per-row output shape.
+        dtype: the output dtype.
+
+    Returns:
+        `(batch_size, *output_shape)`; a row whose id is outside `[0, n_domains)` gets
+        zeros.
+    """
+    domain = ops.convert_to_tensor(domain)
+    if len(domain.shape) == 2:
+        domain = ops.squeeze(domain, axis=1)
+    domain = tf.cast(domain, tf.int32)
+    valid = tf.logical_and(domain >= 0, domain < n_domains)
+    part = tf.where(valid, domain, n_domains)  # out-of-range rows: an extra part, all zeros
+    rows = tf.dynamic_partition(tf.range(tf.shape(domain)[0]), part, n_domains + 1)
+    parts = [tf.dynamic_partition(x, part, n_domains + 1) for x in inputs]
+    outputs = [fn(d, *(p[d] for p in parts)) for d in range(n_domains)]
+    outputs.append(tf.zeros([tf.shape(rows[n_domains])[0], *output_shape], dtype))
+    return tf.dynamic_stitch(rows, outputs)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from mlora_tf.api import mlora_export
@@ -166,22 +165,12 @@ class DomainRepresentation(keras.layers.Layer):
         per domain, not one per domain for every row), then put back in order. A row
         whose id is outside `[0, n_domains)` gets `b_sh` alone.
         """
-        domain = ops.convert_to_tensor(domain)
-        if len(domain.shape) == 2:
-            domain = ops.squeeze(domain, axis=1)
-        domain = tf.cast(domain, tf.int32)
-        n = self.n_domains
-        valid = tf.logical_and(domain >= 0, domain < n)
-        part = tf.where(valid, domain, n)  # out-of-range rows: an extra, zero, part
-        rows = tf.range(tf.shape(x)[0])
-        x_parts = tf.dynamic_partition(x, part, n + 1)
-        row_parts = tf.dynamic_partition(rows, part, n + 1)
-        outputs = []
-        for d in range(n):
-            kernel = self.shared_kernel * self.domain_kernel[d]
-            outputs.append(tf.matmul(x_parts[d], kernel) + self.domain_bias[d])
-        outputs.append(tf.zeros([tf.shape(x_parts[n])[0], self.star_units], x.dtype))
-        return tf.dynamic_stitch(row_parts, outputs) + self.shared_bias
+
+        def project(d, rows):
+            return ops.matmul(rows, self.shared_kernel * self.domain_kernel[d]) + self.domain_bias[d]
+
+        r = _utils.per_domain(domain, self.n_domains, [x], project, (self.star_units,), x.dtype)
+        return r + self.shared_bias
 
     def call(self, inputs: Any) -> Any:
         x, domain = inputs

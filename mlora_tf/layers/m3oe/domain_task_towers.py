@@ -22,9 +22,10 @@ class DomainTaskTowers(keras.layers.Layer):
     $$
 
     The original computes all `D * T` towers for every row and keeps the row's own
-    domain by a mask; so does this layer (a one-hot of the id), so a batch may mix
-    domains. A row whose id is outside `[0, n_domains)` gets logit 0 (the original
-    gives probability 0; such rows cannot occur there). The paper's tower is Linear,
+    domain by a mask; this layer runs only the row's own domain's towers (rows
+    partitioned by domain), the same values, so a batch may mix domains. A row whose
+    id is outside `[0, n_domains)` gets logit 0 (the original gives probability 0;
+    such rows cannot occur there). The paper's tower is Linear,
     ReLU, Linear: the code inserts the LayerNorm (m3oe.md §2.3 item 3), as here.
 
     The layer returns **logits**; the original applies the sigmoid inside the model
@@ -132,11 +133,27 @@ class DomainTaskTowers(keras.layers.Layer):
         logits = ops.sum(hidden * ops.reshape(self.output_kernel, shape + (self.hidden_units,)), axis=-1)
         return logits + ops.reshape(self.output_bias, shape)
 
+    def own_logits(self, d: int, z: Any) -> Any:
+        """The towers of domain `d` on rows `z` `(rows, n_tasks, units)`: `(rows, n_tasks)`."""
+        towers = [t * self.n_domains + d for t in range(self.n_tasks)]
+
+        def pick(weight):
+            return ops.take(weight, towers, axis=0)
+
+        hidden = ops.einsum("ntu,tuv->ntv", z, pick(self.hidden_kernel)) + pick(self.hidden_bias)
+        hidden = ops.relu(_utils.layer_norm(hidden, pick(self.gamma), pick(self.beta), self.epsilon))
+        return ops.sum(hidden * pick(self.output_kernel), axis=-1) + pick(self.output_bias)
+
     def call(self, inputs: Any) -> Any:
         z, domain = inputs
-        logits = self.all_logits(z)  # (B, T, D)
-        mixture = _utils.domain_one_hot(domain, self.n_domains, logits.dtype)  # (B, D)
-        return ops.einsum("btd,bd->bt", logits, mixture)
+        # Each row runs the towers of its own domain only (the other towers' outputs
+        # would be masked away): select its domain's slice of `z`, then one product per
+        # domain over that domain's rows.
+        ids = ops.cast(ops.reshape(domain, (-1,)), "int32")
+        own = ops.take_along_axis(
+            z, ops.reshape(ops.clip(ids, 0, self.n_domains - 1), (-1, 1, 1, 1)), axis=2
+        )[:, :, 0, :]  # (B, T, units)
+        return _utils.per_domain(domain, self.n_domains, [own], self.own_logits, (self.n_tasks,), z.dtype)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
         return (input_shape[0][0], input_shape[0][1])
