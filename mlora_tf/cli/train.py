@@ -149,10 +149,15 @@ def _config_file(path: str) -> dict | None:
 
 
 def is_multitask_run() -> bool:
-    """`--task_set`, a multi-task `--model`, or a multi-task `--config` file."""
-    from mlora_tf.models import is_multitask_model
+    """`--task_set`, a multi-task-only `--model` (`m3oe`, `mmoe`, ...), or a multi-task
+    `--config` file."""
+    from mlora_tf.models import is_multitask_model, list_backbones
 
-    if FLAGS.task_set or (FLAGS.model and is_multitask_model(FLAGS.model)):
+    if FLAGS.task_set:
+        return True
+    # `mlp` and `star` name single-task backbones too: only --task_set makes them multi-task.
+    backbones = {spec.name for spec in list_backbones()}
+    if FLAGS.model and is_multitask_model(FLAGS.model) and FLAGS.model not in backbones:
         return True
     return bool(FLAGS.config and _config_file(FLAGS.config))
 
