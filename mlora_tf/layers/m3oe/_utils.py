@@ -113,3 +113,10 @@ def per_domain(domain, n_domains: int, inputs, fn, output_shape, dtype):
     outputs = [fn(d, *(p[d] for p in parts)) for d in range(n_domains)]
     outputs.append(tf.zeros([tf.shape(rows[n_domains])[0], *output_shape], dtype))
     return tf.dynamic_stitch(rows, outputs)
+
+
+def softmax(logits):
+    """Softmax over the last axis, also for a size-1 axis (where it is 1)."""
+    logits = logits - ops.max(logits, axis=-1, keepdims=True)
+    weights = ops.exp(logits)
+    return weights / ops.sum(weights, axis=-1, keepdims=True)

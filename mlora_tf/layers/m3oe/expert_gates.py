@@ -122,7 +122,9 @@ class ExpertGates(keras.layers.Layer):
         if self.stop_gradient:
             h = ops.stop_gradient(h)
         logits = ops.einsum("bi,kie->bke", h, self.kernel) + self.bias
-        weights = ops.softmax(logits, axis=-1)
+        # With one expert (the paper's N = 1) every weight is 1, as the original computes;
+        # `_utils.softmax` skips Keras' warning about a size-1 softmax axis.
+        weights = _utils.softmax(logits)
         return ops.reshape(weights, (-1, self.n_tasks, self.n_domains, self.num_experts))
 
     def call(self, inputs: Any) -> Any:
