@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 from keras import ops
 
 from mlora_tf.api import mlora_export
 from mlora_tf.layers.m3oe import _utils
+from mlora_tf.layers.m3oe.expert_gates import ExpertGates
 
 
 @mlora_export("mlora_tf.layers.CGCGates")
-class CGCGates(keras.layers.Layer):
+class CGCGates(ExpertGates):
     """Per-objective softmax gates over the shared experts and the objective's own.
 
     One CGC extraction level of PLE in its multi-domain multi-task form: every
@@ -70,25 +70,8 @@ class CGCGates(keras.layers.Layer):
           Learning (MTL) Model for Personalized Recommendations", RecSys 2020.
     """
 
-    def __init__(
-        self,
-        n_domains: int,
-        n_tasks: int,
-        stop_gradient: bool = False,
-        kernel_initializer: str | keras.initializers.Initializer | None = None,
-        bias_initializer: str | keras.initializers.Initializer | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.n_domains = _utils.check_positive_int("n_domains", n_domains)
-        self.n_tasks = _utils.check_positive_int("n_tasks", n_tasks)
-        if not isinstance(stop_gradient, bool):
-            raise ValueError(
-                f"`stop_gradient` must be a bool. Received: stop_gradient={stop_gradient!r}"
-            )
-        self.stop_gradient = stop_gradient
-        self.kernel_initializer = _utils.get_initializer(kernel_initializer)
-        self.bias_initializer = _utils.get_initializer(bias_initializer)
+    def __init__(self, n_domains: int, n_tasks: int, stop_gradient: bool = False, **kwargs: Any) -> None:
+        super().__init__(n_domains, n_tasks, stop_gradient=stop_gradient, **kwargs)
 
     @property
     def n_objectives(self) -> int:
@@ -125,56 +108,14 @@ class CGCGates(keras.layers.Layer):
             )
         self.num_shared = n_shared
         self.specific_experts = n_specific // self.n_objectives
-        width = n_shared + self.specific_experts
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(self.n_objectives, input_dim, width),
-            initializer=_utils.resolve_initializer(
-                self.kernel_initializer, _utils.torch_uniform(input_dim)
-            ),
-        )
-        self.bias = self.add_weight(
-            name="bias",
-            shape=(self.n_objectives, width),
-            initializer=_utils.resolve_initializer(
-                self.bias_initializer, _utils.torch_uniform(input_dim), 1
-            ),
-        )
+        self._add_gate_weights(input_dim, n_shared + self.specific_experts)
         self.built = True
-
-    def gate_weights(self, h: Any) -> Any:
-        """Softmax gate weights `(batch_size, n_tasks, n_domains, N + S)`."""
-        if self.stop_gradient:
-            h = ops.stop_gradient(h)
-        logits = ops.einsum("bi,kie->bke", h, self.kernel) + self.bias
-        weights = ops.softmax(logits, axis=-1)
-        return ops.reshape(
-            weights, (-1, self.n_tasks, self.n_domains, self.num_shared + self.specific_experts)
-        )
 
     def call(self, inputs: Any) -> Any:
         h, shared, specific = inputs
-        weights = ops.reshape(
-            self.gate_weights(h), (-1, self.n_objectives, self.num_shared + self.specific_experts)
-        )
+        weights = ops.reshape(self.gate_weights(h), (-1, self.n_objectives, self.num_experts))
         units = ops.shape(shared)[-1]
         own = ops.reshape(specific, (-1, self.n_objectives, self.specific_experts, units))
         mixed = ops.einsum("bkn,bnu->bku", weights[:, :, : self.num_shared], shared)
         mixed = mixed + ops.einsum("bks,bksu->bku", weights[:, :, self.num_shared :], own)
         return ops.reshape(mixed, (-1, self.n_tasks, self.n_domains, units))
-
-    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
-        return (input_shape[0][0], self.n_tasks, self.n_domains, input_shape[1][-1])
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "n_domains": self.n_domains,
-                "n_tasks": self.n_tasks,
-                "stop_gradient": self.stop_gradient,
-                "kernel_initializer": _utils.serialize_initializer(self.kernel_initializer),
-                "bias_initializer": _utils.serialize_initializer(self.bias_initializer),
-            }
-        )
-        return config

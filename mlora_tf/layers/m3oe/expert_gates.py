@@ -98,24 +98,27 @@ class ExpertGates(keras.layers.Layer):
                 "`ExpertGates` expects `[h, experts]` of shapes `(batch_size, input_dim)` and "
                 f"`(batch_size, num_experts, units)`. Received: input_shape={input_shape}"
             )
-        input_dim = int(input_shape[0][-1])
-        self.num_experts = int(input_shape[1][1])
+        self._add_gate_weights(int(input_shape[0][-1]), int(input_shape[1][1]))
+        self.built = True
+
+    def _add_gate_weights(self, input_dim: int, num_experts: int) -> None:
+        """`kernel` `(T * D, input_dim, num_experts)` and `bias` `(T * D, num_experts)`."""
+        self.num_experts = num_experts
         n_gates = self.n_tasks * self.n_domains
         self.kernel = self.add_weight(
             name="kernel",
-            shape=(n_gates, input_dim, self.num_experts),
+            shape=(n_gates, input_dim, num_experts),
             initializer=_utils.resolve_initializer(
                 self.kernel_initializer, _utils.torch_uniform(input_dim)
             ),
         )
         self.bias = self.add_weight(
             name="bias",
-            shape=(n_gates, self.num_experts),
+            shape=(n_gates, num_experts),
             initializer=_utils.resolve_initializer(
                 self.bias_initializer, _utils.torch_uniform(input_dim), 1
             ),
         )
-        self.built = True
 
     def gate_weights(self, h: Any) -> Any:
         """Softmax gate weights `(batch_size, n_tasks, n_domains, num_experts)`."""
