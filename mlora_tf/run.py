@@ -101,8 +101,11 @@ def train_run(
         phases = schedule_phases(config.train.schedule, config.model.adapter)
     checkpoint_dir = os.path.join(output_dir, "checkpoints") if output_dir and not is_multi_worker(strategy) else None
     phase_results = trainer.fit(phases, checkpoint_dir=checkpoint_dir)
-    val = trainer.evaluate("val")
-    test = trainer.evaluate("test")
+    if trainer.final_metrics is not None:
+        # The last phase scored its final weights (the model's weights now) already.
+        val, test = trainer.final_metrics["val"], trainer.final_metrics["test"]
+    else:  # every phase was restored from a checkpoint
+        val, test = trainer.evaluate("val"), trainer.evaluate("test")
     params = trainer.param_counts()
     record = {
         "wauc": test["wauc"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -118,6 +120,8 @@ class AdaptedDNN(keras.layers.Layer):
         # Domain-homogeneous batches (the original's default) take one slot's
         # arithmetic; see `call`. Off: always the general mixture (for tests).
         self.single_slot_fast_path = True
+        # Set by `single_domain_batches()`: every batch is known to hold one domain.
+        self._single_domain = False
 
         self.dense_layers = []  # dense topology: Dense (plain) or LoRADense (adapted)
         self.star_layers = []  # star topology: StarFCN shared paths ...
@@ -204,6 +208,24 @@ class AdaptedDNN(keras.layers.Layer):
         self.mixture_source = source
         self.expert_index = expert_index if source == "expert" else None
 
+    @contextlib.contextmanager
+    def single_domain_batches(self, enabled: bool = True):
+        """Promise that every batch the stack sees in this context holds one domain.
+
+        Calls made in the context, and the graphs traced in it (a `tf.function` keeps
+        what it traced), then route a whole batch by its first row's domain: the one
+        slot's arithmetic, without the per-batch test that `call` makes otherwise. The
+        caller guarantees the promise (the trainer's passes are domain-homogeneous by
+        construction); a mixed batch would be routed wrongly. `enabled=False` is a
+        no-op context.
+        """
+        previous = self._single_domain
+        self._single_domain = previous or bool(enabled)
+        try:
+            yield self
+        finally:
+            self._single_domain = previous
+
     def build(self, input_shape):
         x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
         width = int(x_shape[-1])
@@ -241,6 +263,11 @@ class AdaptedDNN(keras.layers.Layer):
             raise ValueError(f"AdaptedDNN (mode {self.mode!r}, topology {self.topology!r}) needs inputs [x, domain].")
         source = self.mixture_source
         uses_domain = self.topology == "star" or source == "domain"
+        if uses_domain and self._single_domain:
+            # Promised one domain per batch (`single_domain_batches`): the first row's
+            # (0 for an empty batch, which has no row to route).
+            ids = ops.reshape(ops.cast(domain, "int32"), (-1,))
+            return self._run(x, domain, training, domain_slot=ops.sum(ids[:1]))
         if uses_domain and self.single_slot_fast_path:
             # A batch whose rows share one domain uses that domain's parameters alone
             # (one slot's arithmetic instead of all); any other batch takes the

@@ -5,11 +5,17 @@ the cost of a small CTR model's training step. A keep decision with rate `k / 2^
 `b` bits: one bit for 0.5, two for 0.25 or 0.75, ... up to 16; a rate that is no
 multiple of 1/65536 is rounded to one (an error below 8e-6). Kept values are scaled by
 `1 / (1 - rate)`, as Keras does.
+
+The layer multiplies its input by a float mask (`0` or `1 / (1 - rate)` per element), so
+the backward pass is one multiplication by the same mask. With `b <= 8` the mask comes
+from the random bytes in one lookup: each byte indexes a constant `(256, 8 / b)` table
+of the masks its `8 / b` chunks of `b` bits give.
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mlora_tf.api import mlora_export
@@ -18,6 +24,10 @@ from mlora_tf.api import mlora_export
 @mlora_export("mlora_tf.layers.FastDropout")
 class FastDropout(keras.layers.Layer):
     """Inverted dropout with quantised keep probabilities (see the module docstring).
+
+    Every element is kept, independently, when its own `bits`-bit chunk of random bits
+    is at least `threshold` (probability `1 - effective_rate`), and then scaled by
+    `1 / (1 - effective_rate)`.
 
     Input shape: any; the last dimension must be static. Output shape: the same.
 
@@ -43,26 +53,49 @@ class FastDropout(keras.layers.Layer):
         """The rate actually applied (`rate` rounded to the bit resolution)."""
         return self.threshold / float(1 << self.bits)
 
-    def call(self, inputs, training=None):
-        if not training or self.rate == 0.0:
-            return inputs
-        shape = tf.shape(inputs)
-        width = inputs.shape[-1]
+    @property
+    def scale(self) -> float:
+        """The factor of a kept element, `1 / (1 - effective_rate)`."""
+        return 1.0 / (1.0 - self.effective_rate)
+
+    def byte_table(self) -> np.ndarray:
+        """`(256, 8 // bits)` float32: entry `[v, j]` is the mask of chunk `j` (bits
+        `j * bits` up) of byte value `v`: `scale` if the chunk is at least `threshold`,
+        else 0. Only for `bits <= 8`."""
+        per_byte = 8 // self.bits
+        values = np.arange(256)[:, None] >> (self.bits * np.arange(per_byte))[None, :]
+        chunks = values & ((1 << self.bits) - 1)
+        return np.where(chunks >= self.threshold, self.scale, 0.0).astype(np.float32)
+
+    def mask(self, lead_shape, width: int, dtype="float32"):
+        """A fresh random mask of shape `lead_shape + (width,)`: `scale` where an element
+        is kept, 0 where it is dropped. Advances the seed generator."""
+        if width is None:
+            raise ValueError("FastDropout needs a static last dimension.")
+        width = int(width)
         per_word = 32 // self.bits
         words = -(-width // per_word)
         seed = tf.cast(self.seed_generator.next(), tf.int32)
+        lead = tf.convert_to_tensor(lead_shape, tf.int32)
         raw = tf.random.stateless_uniform(
-            tf.concat([shape[:-1], [words]], 0), seed=seed, minval=None, maxval=None, dtype=tf.int32
+            tf.concat([lead, [words]], 0), seed=seed, minval=None, maxval=None, dtype=tf.int32
         )
-        if self.bits >= 8:
-            chunks = tf.cast(tf.bitcast(raw, tf.uint8 if self.bits == 8 else tf.uint16), tf.int32)
+        if self.bits <= 8:
+            # Every byte indexes the masks of its 8 / bits chunks.
+            index = tf.cast(tf.bitcast(raw, tf.uint8), tf.int32)  # (..., words, 4)
+            mask = tf.gather(tf.constant(self.byte_table(), dtype=dtype), index)  # (..., words, 4, 8 / bits)
         else:
-            shifts = tf.range(0, 32, self.bits, dtype=tf.int32)
-            chunks = tf.bitwise.bitwise_and(tf.bitwise.right_shift(raw[..., None], shifts), (1 << self.bits) - 1)
-        chunks = tf.reshape(chunks, tf.concat([shape[:-1], [words * per_word]], 0))[..., :width]
-        keep = chunks >= self.threshold
-        scale = 1.0 / (1.0 - self.effective_rate)
-        return tf.where(keep, inputs * tf.cast(scale, inputs.dtype), tf.zeros_like(inputs))
+            chunks = tf.cast(tf.bitcast(raw, tf.uint16), tf.int32)  # (..., words, 2)
+            mask = tf.cast(chunks >= self.threshold, dtype) * tf.constant(self.scale, dtype)
+        mask = tf.reshape(mask, tf.concat([lead, [words * per_word]], 0))
+        if words * per_word != width:
+            mask = mask[..., :width]
+        return mask
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0.0:
+            return inputs
+        return inputs * self.mask(tf.shape(inputs)[:-1], inputs.shape[-1], inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from mlora_tf.api import mlora_export
@@ -178,12 +179,17 @@ class LowRankAdapter(keras.layers.Layer):
         with weight one (one slot's arithmetic instead of all: the fast path for
         domain-homogeneous batches, equal to `mixture = one_hot(slot)`)."""
         if slot is not None:
+            # [x A_s, 1] @ [B_s; c_s]: the slot bias rides in the second matmul (no
+            # separate full-width addition, and its gradient is part of B's).
             r = self.rank
-            start = ops.cast(slot, "int32") * r
+            slot = ops.cast(slot, "int32")
+            start = slot * r
             a = ops.slice(self.adapter_kernel_a, [0, start], [self.input_dim, r])
             b = ops.slice(self.adapter_kernel_b, [start, 0], [r, self.units])
-            bias = ops.take(self.adapter_bias, ops.cast(slot, "int32"), axis=0)
-            return ops.matmul(ops.matmul(x, a), b) + bias
+            bias = ops.slice(self.adapter_bias, [slot, 0], [1, self.units])
+            low = ops.matmul(x, a)
+            ones = tf.ones(tf.concat([tf.shape(low)[:-1], [1]], 0), dtype=low.dtype)  # no gradient path
+            return ops.matmul(ops.concatenate([low, ones], axis=-1), ops.concatenate([b, bias], axis=0))
         mixture = ops.cast(mixture, x.dtype)
         low = ops.matmul(x, self.adapter_kernel_a)
         low = low * (ops.repeat(mixture, self.rank, axis=1) if self.rank > 1 else mixture)
@@ -340,11 +346,12 @@ class LoRADense(keras.layers.Layer):
             x, mixture = inputs, None
         shared = ops.matmul(x, self.kernel)
         if self.bias is not None:
-            shared = shared + self.bias
+            # BiasAdd: fused into the matmul, and its gradient is one BiasAddGrad.
+            shared = tf.nn.bias_add(shared, ops.cast(self.bias, shared.dtype))
         if self.dropout_layer is not None:
             shared = self.dropout_layer(shared, training=training)
         if slot is not None or mixture is not None:
-            shared = shared + self.adapter(x, mixture=mixture, slot=slot)
+            shared = self.adapter(x, mixture=mixture, slot=slot) + shared
         return self.activation(shared)
 
     def compute_output_shape(self, input_shape):

@@ -8,7 +8,10 @@ keeps its state; the test split is scored with the best weights.
 
 Speed: a whole pass over one domain is one `tf.function` call: the shuffle, the batch
 slicing and every step run inside one graph loop over in-memory tensors, so no Python
-runs per batch.
+runs per batch. On a CPU host each step also splits its batch into `batch_parts` row
+groups whose forward and backward passes are independent subgraphs (TensorFlow runs them
+on different cores) before one optimizer update with their summed gradients: the
+batch's mean-loss gradient, as one pass over the whole batch computes it.
 
 Distribution: with a `tf.distribute` strategy (`Trainer(..., strategy=...)`, see
 `mlora_tf.training.distribute`) a pass draws the same shuffled, domain-homogeneous global
@@ -95,6 +98,28 @@ def _replica_slots(per_replica: int, context: tf.distribute.InputContext) -> tf.
     return tf.data.Dataset.from_tensor_slices(tf.constant(slots, tf.int32)).repeat().with_options(options)
 
 
+def default_batch_parts(model: keras.Model) -> int:
+    """Row groups per training step: 2 on a CPU-only host with at least two inter-op
+    threads, else 1.
+
+    A step's ops form mostly one chain (layer after layer, forward then backward), so
+    one core idles much of the time; two independent halves keep both busy (measured in
+    docs/performance.md). A GPU runs one op at a time anyway. Models with batch
+    statistics (batch normalisation, STAR's partitioned normalisation: variables named
+    `moving_*`) keep whole batches: halves would change their statistics.
+    """
+    if tf.config.list_logical_devices("GPU"):
+        return 1
+    threads = tf.config.threading.get_inter_op_parallelism_threads() or os.cpu_count() or 1
+    if threads < 2:
+        return 1
+    if any(isinstance(layer, keras.layers.BatchNormalization) for layer in model._flatten_layers()):
+        return 1
+    if any(v.name.startswith("moving_") for v in model.variables):
+        return 1
+    return 2
+
+
 class PhaseCheckpoint:
     """Weights and results after each finished phase, for resuming a killed run.
 
@@ -165,6 +190,8 @@ class Trainer:
         strategy: optional `tf.distribute.Strategy`; `model` must have been built under
             its `scope()`. `config.batch_size` is the global batch (divided evenly
             among the replicas). None or the default strategy: one device.
+        batch_parts: row groups a one-device training step splits its batch into (see
+            the module docstring); None: `default_batch_parts(model)`.
     """
 
     def __init__(
@@ -174,6 +201,7 @@ class Trainer:
         config: TrainConfig,
         tensorboard_dir: str | None = None,
         strategy: tf.distribute.Strategy | None = None,
+        batch_parts: int | None = None,
     ):
         self.model = model
         self.dataset = dataset
@@ -193,7 +221,15 @@ class Trainer:
         self._carried = None  # (metric, weights) carried across phases with `carry_best`
         self._shared_optimizer = None
         self._replica_slots = None  # distributed iterator of each replica's slot in a global batch
+        # Full validation and test metrics of the weights the last phase run here ended
+        # with (`run_phase`), or None before any phase ran in this process.
+        self.final_metrics = None
         self.strategy = None if is_default_strategy(strategy) else strategy
+        if batch_parts is None:
+            batch_parts = default_batch_parts(model) if self.strategy is None else 1
+        if not isinstance(batch_parts, int) or batch_parts < 1:
+            raise ValueError(f"`batch_parts` must be a positive integer. Received: batch_parts={batch_parts}")
+        self.batch_parts = batch_parts
         if self.strategy is not None:
             per_replica_batch_size(config.batch_size, self.strategy)
             if not all(self.strategy.extended.variable_created_in_scope(v.value) for v in self.weight_variables):
@@ -213,6 +249,10 @@ class Trainer:
         key = (split, domain)
         if key not in self._tensors:
             rows = self.dataset.splits[split] if domain is None else self.dataset.domain_slice(split, domain)
+            if domain is not None and not np.all(np.asarray(rows["domain"]) == domain):
+                # The passes and predictions over these rows are traced as one domain
+                # per batch (`_single_domain`): they must really be.
+                raise ValueError(f"The {split!r} rows of domain {domain} hold other domains' rows.")
             self._tensors[key] = tuple(
                 tf.constant(np.asarray(rows[f], dtype=np.int64)) for f in FEATURES
             ) + (tf.constant(np.asarray(rows["label"], dtype=np.float32)),)
@@ -247,11 +287,23 @@ class Trainer:
             else:
                 self.optimizer = FusedAdam(learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon)
                 self.optimizer.build(self.train_variables)
-        if self.strategy is None:
-            self._train_pass = self._make_train_pass()
-        else:
-            self._train_pass = self._make_distributed_train_pass()
+        make = self._make_train_pass if self.strategy is None else self._make_distributed_train_pass
+        self._train_pass = self._by_batch_kind(make)
         self._predict = self._make_predict()
+
+    def _by_batch_kind(self, make):
+        """A training pass that runs `make(one_domain)`'s pass, made on first use, for
+        the current `config.mixed_batches` (one-domain batches are traced without the
+        per-batch domain test, mixed ones with the per-row mixture)."""
+        passes = {}
+
+        def train_pass(uid, pid, domain, label):
+            one_domain = not self.config.mixed_batches
+            if one_domain not in passes:
+                passes[one_domain] = make(one_domain)
+            return passes[one_domain](uid, pid, domain, label)
+
+        return train_pass
 
     def _ensure_shared_optimizer(self):
         """The optimizer shared by all phases (`share_optimizer`), created once."""
@@ -263,9 +315,17 @@ class Trainer:
                 self._shared_optimizer.build([v for g in GROUPS for v in self.groups[g]])
         return self._shared_optimizer
 
-    def _make_train_pass(self):
-        model, optimizer, variables = self.model, self.optimizer, self.train_variables
+    def _single_domain(self, enabled: bool = True):
+        """The context in which the trainer traces its passes and predictions: every
+        batch holds one domain (true of `_domain_tensors`' rows, which it checks), so
+        the dense stack routes a batch by its first row, with no per-batch test."""
+        return dense_stack_of(self.model).single_domain_batches(enabled)
+
+    def _make_train_pass(self, one_domain: bool = True):
+        """The one-device training pass; `one_domain`: every batch holds one domain."""
+        optimizer, variables = self.optimizer, self.train_variables
         batch_size = self.config.batch_size
+        parts = self.batch_parts
 
         # L2 terms get their gradient in closed form (2 * l2 * w, the same as
         # differentiating `l2 * sum(w^2)` in the loss, without the reductions);
@@ -274,9 +334,8 @@ class Trainer:
         others = [v for v, f in zip(variables, l2) if f is None and v.regularizer is not None]
 
         def step(uid, pid, domain, label):
-            with tf.GradientTape() as tape:
-                logit = model({"uid": uid, "pid": pid, "domain": domain}, training=True)["logit"]
-                loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit))
+            with tf.GradientTape() as tape, self._single_domain(one_domain):
+                loss = self._batch_loss(uid, pid, domain, label, parts)
                 total = loss + tf.add_n([v.regularizer(v) for v in others]) if others else loss
             gradients = tape.gradient(total, variables)
             gradients = [
@@ -290,18 +349,47 @@ class Trainer:
         def train_pass(uid, pid, domain, label):
             n = tf.shape(label)[0]
             order = tf.random.shuffle(tf.range(n))
+            # The pass's rows in shuffled order, gathered once: batch i is rows
+            # order[i * batch_size : (i + 1) * batch_size], a contiguous slice.
+            uid, pid, domain, label = (tf.gather(t, order) for t in (uid, pid, domain, label))
             steps = (n + batch_size - 1) // batch_size
             loss_sum = tf.constant(0.0)
             for i in tf.range(steps):
-                rows = order[i * batch_size : tf.minimum((i + 1) * batch_size, n)]
-                loss_sum += step(
-                    tf.gather(uid, rows), tf.gather(pid, rows), tf.gather(domain, rows), tf.gather(label, rows)
-                )
+                start, end = i * batch_size, tf.minimum((i + 1) * batch_size, n)
+                loss_sum += step(uid[start:end], pid[start:end], domain[start:end], label[start:end])
             return loss_sum, steps
 
         return train_pass
 
-    def _make_distributed_train_pass(self):
+    def _batch_loss(self, uid, pid, domain, label, parts: int = 1):
+        """The training loss of a batch: the mean per-row binary cross-entropy.
+
+        With `parts > 1` the rows are split into `parts` groups, each run through the
+        model on its own (independent subgraphs for the executor to run side by side),
+        and their summed losses divided by the batch's row count: the same loss and
+        gradients. Group j holds rows `[j n / parts, (j + 1) n / parts)`; a group with
+        no row of its own (a batch of fewer than `parts` rows) scores the batch's last
+        row with weight 0, so that no group is empty.
+        """
+        if parts == 1:
+            logit = self.model({"uid": uid, "pid": pid, "domain": domain}, training=True)["logit"]
+            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit))
+        n = tf.shape(label)[0]
+        sums = []
+        for j in range(parts):
+            lo, hi = (j * n) // parts, ((j + 1) * n) // parts
+            start = tf.minimum(lo, n - 1)
+            end = tf.maximum(hi, start + 1)
+            logit = self.model(
+                {"uid": uid[start:end], "pid": pid[start:end], "domain": domain[start:end]}, training=True
+            )["logit"]
+            per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=label[start:end], logits=logit)
+            rows = tf.range(start, end)
+            own = tf.cast(tf.logical_and(rows >= lo, rows < hi), per_row.dtype)
+            sums.append(tf.reduce_sum(per_row * own))
+        return tf.add_n(sums) / tf.cast(n, sums[0].dtype)
+
+    def _make_distributed_train_pass(self, one_domain: bool = True):
         """The training pass under `self.strategy`: the one-device pass's batches, each
         split among the replicas.
 
@@ -336,7 +424,7 @@ class Trainer:
             with tf.device("/cpu:0"):  # the rows stay in host memory; only the share moves
                 rows = order[tf.minimum(start + slot[0], end) : tf.minimum(start + slot[1], end)]
                 uid, pid, domain, label = (tf.gather(t, rows) for t in (uid, pid, domain, label))
-            with tf.GradientTape() as tape:
+            with tf.GradientTape() as tape, self._single_domain(one_domain):
                 logit = model({"uid": uid, "pid": pid, "domain": domain}, training=True)["logit"]
                 per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit)
                 loss = tf.nn.compute_average_loss(per_row, global_batch_size=end - start)
@@ -418,7 +506,9 @@ class Trainer:
 
         @tf.function(input_signature=[_ID_SPEC, _ID_SPEC, _ID_SPEC])
         def predict(uid, pid, domain):
-            return model({"uid": uid, "pid": pid, "domain": domain}, training=False)["probability"]
+            # `predict_split` scores one domain's rows at a time.
+            with self._single_domain():
+                return model({"uid": uid, "pid": pid, "domain": domain}, training=False)["probability"]
 
         return predict
 
@@ -494,11 +584,15 @@ class Trainer:
         start = time.time()
         best, best_epoch, best_weights, counter = None, 0, None, 0
         history = []
+        # The full validation metrics of `best_weights` when known: scored on exactly
+        # those weights (evaluation is deterministic), so the end needs no rescoring.
+        best_val = None
         if phase.carry_best and self._carried is not None:
             best, best_weights = self._carried
             logging.info("[%s] carrying over the best validation metric %.5f", phase.name, best)
         elif phase.baseline_first:
-            best = self._stop_metric(self.evaluate("val"))
+            best_val = self.evaluate("val")
+            best = self._stop_metric(best_val)
             best_weights = self._snapshot()
             logging.info("[%s] baseline validation mean AUC %.5f", phase.name, best)
         examples_total = 0
@@ -514,6 +608,7 @@ class Trainer:
             improved = best is None or metric > best
             if improved:
                 best, best_epoch, best_weights, counter = metric, epoch, self._snapshot(), 0
+                best_val = val
             else:
                 counter += 1
             history.append(
@@ -542,14 +637,22 @@ class Trainer:
                 self._restore(best_weights)
         if best_weights is not None:
             self._restore(best_weights)
+        else:
+            best_val = None
         if self._frozen_slots:
             # Slots other than the phase's own end exactly as they began.
             for variable, before, mask in self._frozen_slots:
-                variable.assign(np.where(mask, variable.numpy(), before))
+                kept = np.where(mask, variable.numpy(), before)
+                if not np.array_equal(kept, variable.numpy()):
+                    best_val = None  # the weights differ from those scored
+                variable.assign(kept)
         self._carried = (best, self._snapshot())
+        val = best_val if best_val is not None else self.evaluate("val")
+        test = self.evaluate("test")
+        self.final_metrics = {"val": val, "test": test}
         return PhaseResult(
             phase.name, epochs, best_epoch, float(best), history, time.time() - start, examples_total,
-            val=_summary(self.evaluate("val")), test=_summary(self.evaluate("test")),
+            val=_summary(val), test=_summary(test),
         )
 
     def _write_summaries(self, phase, loss, val, metric):

@@ -109,3 +109,63 @@ def test_dense_stack_in_functional_model_saves_and_reloads(tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path)  # no custom_objects
     np.testing.assert_allclose(reloaded.predict([x, d], verbose=0), model.predict([x, d], verbose=0), rtol=1e-6)
+
+
+def _op_types(concrete):
+    """Every op type of a concrete function's graph, its nested functions' included."""
+    graph_def = concrete.graph.as_graph_def()
+    types = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        types.update(node.op for node in function.node_def)
+    return types
+
+
+@pytest.mark.parametrize(
+    "mode, topology", [("mlora", "dense"), ("mlora", "star"), ("plain", "star")], ids=lambda v: str(v)
+)
+def test_single_domain_batches_route_exactly_like_the_per_row_path(mode, topology):
+    stack = _stack(mode=mode, topology=topology)
+    rng = np.random.default_rng(6)
+    for w in stack.weights:  # shared and star kernels too, so every path matters
+        w.assign(rng.normal(size=w.shape).astype("float32") * 0.5)
+    x = rng.normal(size=(7, 6)).astype("float32")
+    for d in range(3):
+        domain = np.full(7, d)
+        stack.single_slot_fast_path = False
+        general = stack([x, domain]).numpy()  # per-row mixture, every slot
+        stack.single_slot_fast_path = True
+        tested = stack([x, domain]).numpy()  # the per-batch test picks the one-slot path
+        with stack.single_domain_batches():
+            promised = stack([x, domain]).numpy()
+        np.testing.assert_allclose(promised, general, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(promised, tested)
+    with stack.single_domain_batches():  # an empty batch has no row to route
+        assert stack([x[:0], np.zeros(0, "int64")]).shape == (0, 8)
+
+
+def test_single_domain_batches_trace_without_cond():
+    import tensorflow as tf
+
+    stack = _stack()
+    spec = [tf.TensorSpec([None, 6], tf.float32), tf.TensorSpec([None], tf.int64)]
+    plain = tf.function(lambda x, d: stack([x, d], training=True)).get_concrete_function(*spec)
+    assert {"If", "StatelessIf"} & _op_types(plain)
+
+    def promised(x, d):
+        with stack.single_domain_batches():
+            return stack([x, d], training=True)
+
+    traced = tf.function(promised).get_concrete_function(*spec)
+    assert not {"If", "StatelessIf"} & _op_types(traced)
+    assert not stack._single_domain  # the promise ends with the context
+
+
+def test_single_domain_batches_context_nests():
+    stack = _stack()
+    with stack.single_domain_batches():
+        with stack.single_domain_batches(enabled=False):  # a no-op inside a promise
+            assert stack._single_domain
+        assert stack._single_domain
+    with stack.single_domain_batches(enabled=False):
+        assert not stack._single_domain
+    assert not stack._single_domain

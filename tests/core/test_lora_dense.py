@@ -163,3 +163,58 @@ def test_fast_dropout_rate_and_scale():
     z = odd(np.ones((512, 100), "float32"), training=True).numpy()
     assert abs((z == 0).mean() - 0.3) < 0.01
     np.testing.assert_allclose(z[z > 0], 1 / (1 - odd.effective_rate), rtol=1e-6)
+
+
+@pytest.mark.parametrize("rate, bits", [(0.5, 1), (0.25, 2), (0.75, 2), (0.125, 4), (3 / 256, 8), (0.3, 16)])
+def test_fast_dropout_masks_are_independent_per_element(rate, bits):
+    import tensorflow as tf
+
+    layer = FastDropout(rate, seed=7)
+    assert layer.bits == bits
+    width = 37  # no multiple of a word's chunks: the mask is cut to the width
+    masks = np.stack([layer.mask([400], width).numpy() for _ in range(10)]).reshape(-1, width)
+    assert masks.shape == (4000, width) and masks.dtype == np.float32
+    assert set(np.unique(masks)) <= {0.0, np.float32(layer.scale)}
+    dropped = masks == 0
+    assert abs(dropped.mean() - layer.effective_rate) < 0.01
+    sd = math.sqrt(layer.effective_rate * (1 - layer.effective_rate) / 4000)
+    assert np.abs(dropped.mean(axis=0) - layer.effective_rate).max() < 5 * sd  # every column alike
+    # neighbours (same byte or word) and successive draws are uncorrelated
+    for a, b in ((dropped[:, :-1], dropped[:, 1:]), (dropped[:-400], dropped[400:])):
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.03
+    # the 3-D case: one mask per element, the leading dimensions kept
+    x = tf.ones((3, 5, 16))
+    assert layer(x, training=True).shape == (3, 5, 16)
+
+
+def test_fast_dropout_byte_table():
+    layer = FastDropout(0.25)  # 2 bits: four chunks per byte, dropped when the chunk is 0
+    table = layer.byte_table()
+    assert table.shape == (256, 4)
+    for value in (0, 1, 0b11100100, 255):
+        chunks = [(value >> (2 * j)) & 3 for j in range(4)]
+        np.testing.assert_allclose(table[value], [layer.scale if c >= 1 else 0.0 for c in chunks])
+
+
+def test_fast_dropout_gradient_is_the_mask():
+    import tensorflow as tf
+
+    layer = FastDropout(0.5, seed=3)
+    x = tf.random.normal((64, 48))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        total = tf.reduce_sum(y)
+    grad = tape.gradient(total, x).numpy()
+    kept = y.numpy() != 0
+    np.testing.assert_allclose(y.numpy()[kept], 2.0 * x.numpy()[kept], rtol=1e-6)
+    np.testing.assert_array_equal(grad, np.where(kept, 2.0, 0.0))
+
+
+def test_slot_bias_rides_in_the_adapter_matmul():
+    layer = _random_layer()
+    x = np.random.default_rng(8).normal(size=(5, 7)).astype("float32")
+    for slot in range(3):
+        s = layer.slot_weights(slot)
+        expected = x @ s["a"] @ s["b"] + s["bias"]
+        np.testing.assert_allclose(layer.adapter(x, slot=slot).numpy(), expected, rtol=1e-5, atol=1e-5)

@@ -74,3 +74,33 @@ def test_mlora_beats_base_on_planted_domain_effects():
         config = RunConfig(data=data, model=ModelConfig(name="wdl", adapter=adapter), train=TrainConfig(max_epochs=15))
         wauc[adapter] = train_run(config)["wauc"]
     assert wauc["mlora"] > wauc["none"] + 0.01, wauc
+
+
+def test_train_run_reuses_the_last_phase_scores(monkeypatch):
+    import mlora_tf.run as run_module
+    from mlora_tf.training import Trainer
+
+    made, calls = [], []
+
+    class Spy(Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+        def evaluate(self, split):
+            calls.append(split)
+            return super().evaluate(split)
+
+    monkeypatch.setattr(run_module, "Trainer", Spy)
+    config = RunConfig(
+        data=DataConfig(dataset="synthetic", options={"n_rows": 3000, "n_users": 200, "n_items": 150}),
+        model=ModelConfig(name="wdl", adapter="mlora", hidden_units=(16, 8)),
+        train=TrainConfig(max_epochs=2, patience=2),
+    )
+    record = train_run(config)
+    assert calls == ["val", "val", "test"]  # nothing scored twice
+    val, test = made[0].evaluate("val"), made[0].evaluate("test")
+    for key in ("wauc", "mean_auc", "wauc500", "mean_auc500", "domain_auc", "domain_auc500", "logloss"):
+        assert record[key] == test[key]
+    assert record["domain_logloss"] == test["domain_logloss"] and record["domain_test_size"] == test["domain_size"]
+    assert record["val"] == {k: val[k] for k in ("wauc", "mean_auc", "mean_auc500", "domain_auc", "logloss")}

@@ -119,3 +119,129 @@ def test_joint_training_learns_and_reports():
     assert trainer.param_counts()["adapter"] > 0
     assert dense_stack_of(trainer.model).mixture_source == "domain"
     assert variable_groups(trainer.model)["gate"] == []
+
+
+def _graph_op_types(concrete):
+    graph_def = concrete.graph.as_graph_def()
+    types = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        types.update(node.op for node in function.node_def)
+    return types
+
+
+def test_one_domain_pass_is_traced_without_cond_and_matches_the_per_row_pass():
+    import keras
+
+    from mlora_tf.training.trainer import _ID_SPEC, _LABEL_SPEC
+
+    runs = []
+    for one_domain in (True, False):
+        keras.utils.set_random_seed(0)  # same initial weights, dropout masks and shuffles
+        trainer, _ = _trainer(batch_size=32)
+        for w in trainer.groups["adapter"]:  # non-zero B so the adapters matter from step one
+            w.assign(np.full(w.shape, 0.01, "float32"))
+        phase = schedule_phases("joint", "mlora")[0]
+        trainer._enter_phase(phase)
+        train_pass = trainer._make_train_pass(one_domain)
+        conds = {"If", "StatelessIf"} & _graph_op_types(
+            train_pass.get_concrete_function(_ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC)
+        )
+        assert bool(conds) != one_domain  # the per-row pass keeps the stack's per-batch test
+        trainer._train_pass = train_pass
+        trainer._train_epoch(phase)
+        runs.append(trainer._snapshot())
+    for promised, tested in zip(*runs):
+        np.testing.assert_allclose(promised, tested, rtol=1e-5, atol=1e-6)
+
+
+def test_domain_tensors_refuse_rows_of_other_domains(monkeypatch):
+    trainer, data = _trainer()
+    real = data.domain_slice
+    monkeypatch.setattr(data, "domain_slice", lambda split, d: real(split, 1 - d))
+    with pytest.raises(ValueError, match="other domains"):
+        trainer._domain_tensors("train", 0)
+
+
+def test_mixed_batches_switch_takes_the_per_row_pass():
+    trainer, _ = _trainer()
+    phase = schedule_phases("joint", "mlora")[0]
+    trainer._enter_phase(phase)
+    stack = dense_stack_of(trainer.model)
+    promised = []
+    real_run = stack._run
+    stack._run = lambda *a, **k: promised.append(stack._single_domain) or real_run(*a, **k)
+    trainer._train_epoch(phase)
+    assert promised and all(promised)  # traced under the one-domain promise
+    promised.clear()
+    trainer.config.mixed_batches = True
+    trainer._train_epoch(phase)  # traced anew, without the promise
+    assert promised and not any(promised)
+
+
+def test_final_evaluation_is_scored_once_and_reused(monkeypatch):
+    trainer, _ = _trainer(max_epochs=3, patience=1)
+    calls = []
+    real = trainer.evaluate
+    monkeypatch.setattr(trainer, "evaluate", lambda split: calls.append(split) or real(split))
+    results = trainer.fit(schedule_phases("joint", "mlora"))
+    epochs = results[0].epochs
+    # one validation per epoch, then only the test split: the best epoch's validation
+    # metrics are those of the weights the phase ends with
+    assert calls == ["val"] * epochs + ["test"]
+    final = trainer.final_metrics
+    assert final["val"] == real("val") and final["test"] == real("test")
+    assert results[0].val == {k: final["val"][k] for k in results[0].val}
+    assert results[0].test == {k: final["test"][k] for k in results[0].test}
+
+
+def _batch(data, rows):
+    import tensorflow as tf
+
+    train = data.splits["train"]
+    return [tf.constant(np.asarray(train[f][rows])) for f in ("uid", "pid", "domain", "label")]
+
+
+@pytest.mark.parametrize("rows, parts", [(slice(0, 90), 2), (slice(0, 1), 2), (slice(0, 3), 4), (slice(5, 12), 3)])
+def test_batch_parts_give_the_whole_batch_loss_and_gradients(rows, parts):
+    import tensorflow as tf
+
+    data = tiny_dataset()
+    model = build_model(
+        ModelConfig(name="wdl", adapter="mlora", hidden_units=(16, 8), dropout=0.0), DataSpec.from_dataset(data)
+    )
+    trainer = Trainer(model, data, TrainConfig(batch_size=64), batch_parts=1)
+    for w in trainer.groups["adapter"]:
+        w.assign(np.random.default_rng(0).normal(size=w.shape).astype("float32") * 0.1)
+    batch = _batch(data, rows)
+    results = []
+    for k in (1, parts):
+        with tf.GradientTape() as tape, trainer._single_domain():
+            loss = trainer._batch_loss(*batch, parts=k)
+        grads = tape.gradient(loss, model.trainable_variables)
+        results.append((loss.numpy(), [tf.convert_to_tensor(g).numpy() for g in grads]))
+    (whole, whole_grads), (split, split_grads) = results
+    np.testing.assert_allclose(split, whole, rtol=1e-6)
+    for a, b in zip(split_grads, whole_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_default_batch_parts(monkeypatch):
+    import keras
+    import tensorflow as tf
+
+    from mlora_tf.training.trainer import default_batch_parts
+
+    data = tiny_dataset()
+    spec = DataSpec.from_dataset(data)
+    wdl = build_model(ModelConfig(name="wdl", adapter="mlora", hidden_units=(16, 8)), spec)
+    star = build_model(ModelConfig(name="star", adapter="mlora", hidden_units=(16, 8)), spec)
+    monkeypatch.setattr(tf.config.threading, "get_inter_op_parallelism_threads", lambda: 2)
+    assert default_batch_parts(wdl) == 2
+    assert default_batch_parts(star) == 1  # batch statistics (partitioned normalisation)
+    x = keras.Input((3,))
+    assert default_batch_parts(keras.Model(x, keras.layers.BatchNormalization()(x))) == 1
+    monkeypatch.setattr(tf.config.threading, "get_inter_op_parallelism_threads", lambda: 1)
+    assert default_batch_parts(wdl) == 1
+    assert Trainer(wdl, data, TrainConfig(), batch_parts=3).batch_parts == 3
+    with pytest.raises(ValueError, match="batch_parts"):
+        Trainer(wdl, data, TrainConfig(), batch_parts=0)
