@@ -25,11 +25,10 @@ from absl import logging
 from mlora_tf import __version__
 from mlora_tf.config import DataConfig, MultiTaskRunConfig
 from mlora_tf.data.registry import load_dataset
-from mlora_tf.io import atomic_write_json
 from mlora_tf.models import count_params
 from mlora_tf.models.m3oe import DEFAULT_DENSE_FEATURES, DEFAULT_SPARSE_FEATURES, MultiTaskDataSpec
 from mlora_tf.models.multitask import build_multitask_model
-from mlora_tf.run import MODEL_FILE, RESULT_FILE, VOCAB_FILE, save_vocabularies
+from mlora_tf.run import write_run_folder
 from mlora_tf.training.multitask import MultiTaskTrainer
 
 MULTITASK_DATASETS = {"ml-1m": "ml-1m-m3oe", "ml-100k": "ml-100k-m3oe", "synthetic": "synthetic-mt"}
@@ -184,13 +183,7 @@ def train_multitask_run(config: MultiTaskRunConfig, output_dir: str | None = Non
         "version": __version__,
     }
     if output_dir:
-        os.makedirs(output_dir, exist_ok=True)
-        tmp_model = os.path.join(output_dir, "model.tmp.keras")
-        model.save(tmp_model)
-        os.replace(tmp_model, os.path.join(output_dir, MODEL_FILE))
-        save_vocabularies(dataset, os.path.join(output_dir, VOCAB_FILE))
-        atomic_write_json(os.path.join(output_dir, RESULT_FILE), record)
-        logging.info("Wrote %s", os.path.join(output_dir, RESULT_FILE))
+        write_run_folder(output_dir, model, dataset, record)
     return record
 
 

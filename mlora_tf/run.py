@@ -44,6 +44,18 @@ def save_vocabularies(dataset, path: str) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def write_run_folder(output_dir: str, model, dataset, record: dict) -> None:
+    """`model.keras`, `vocab.npz`, then `result.json` (each written atomically; the
+    record last, so a folder with a `result.json` is a finished run)."""
+    os.makedirs(output_dir, exist_ok=True)
+    tmp_model = os.path.join(output_dir, "model.tmp.keras")
+    model.save(tmp_model)
+    os.replace(tmp_model, os.path.join(output_dir, MODEL_FILE))
+    save_vocabularies(dataset, os.path.join(output_dir, VOCAB_FILE))
+    atomic_write_json(os.path.join(output_dir, RESULT_FILE), record)
+    logging.info("Wrote %s", os.path.join(output_dir, RESULT_FILE))
+
+
 def load_run_dataset(config: RunConfig):
     d = config.data
     return load_dataset(
@@ -135,13 +147,7 @@ def train_run(
         "version": __version__,
     }
     if output_dir:
-        os.makedirs(output_dir, exist_ok=True)
-        tmp_model = os.path.join(output_dir, "model.tmp.keras")
-        model.save(tmp_model)
-        os.replace(tmp_model, os.path.join(output_dir, MODEL_FILE))
-        save_vocabularies(dataset, os.path.join(output_dir, VOCAB_FILE))
-        atomic_write_json(os.path.join(output_dir, RESULT_FILE), record)
-        logging.info("Wrote %s", os.path.join(output_dir, RESULT_FILE))
+        write_run_folder(output_dir, model, dataset, record)
     if worker_dir:
         shutil.rmtree(worker_dir, ignore_errors=True)
     return record
