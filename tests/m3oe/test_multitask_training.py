@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -224,48 +226,58 @@ def test_unknown_task_is_named():
 
 
 # ------------------------------------------------------------------- CLI
-def _cli(*args):
-    """`mlora-train ARGS` in this process (flags parsed, then reset): (rc, stdout, stderr)."""
-    import contextlib
-    import io
-
-    from absl import flags
-
-    from mlora_tf.cli import train as train_cli
-
+# Every `mlora-train` case runs in one fresh process (the programs' absl flags must not
+# meet the other programs' flags that the test session has defined), one after another.
+_CLI_HARNESS = """
+import contextlib, io, json, sys
+from absl import flags
+from mlora_tf.cli import train as train_cli
+results = []
+for argv in json.loads(sys.argv[1]):
     out, err = io.StringIO(), io.StringIO()
-    try:
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["mlora-train", *args])
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = train_cli.main([])
-    finally:
-        flags.FLAGS.unparse_flags()
-    return rc, out.getvalue(), err.getvalue()
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["mlora-train", *argv])
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = train_cli.main([])
+    results.append([rc, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
 
 
-def test_cli_trains_m3oe_with_a_task_set(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLORA_TF_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "run"
-    rc, stdout, stderr = _cli(
-        "--task_set=click,like", "--model=m3oe", "--dataset=synthetic",
-        "--data_options=n_rows=3000,n_users=200,n_items=100", "--max_epochs=1", "--batch_size=512",
-        "--m3oe_fusion=as_coded", "--num_shared_experts=1", f"--output_dir={out}",
-    )
+@pytest.fixture(scope="module")
+def cli_results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    cases = [
+        ["--task_set=click,like", "--model=m3oe", "--dataset=synthetic",
+         "--data_options=n_rows=3000,n_users=200,n_items=100", "--max_epochs=1", "--batch_size=512",
+         "--m3oe_fusion=as_coded", "--num_shared_experts=1", f"--output_dir={tmp / 'run'}"],
+        ["--task_set=click", "--adapter=mlora"],
+        ["--m3oe_fusion=fixed", "--model=wdl"],
+        # `mlp` is a single-task backbone unless --task_set makes it the multi-task baseline.
+        ["--model=mlp", "--adapter=mlora", "--m3oe_fusion=fixed"],
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MLORA_TF_CACHE=str(tmp / "cache"))
+    done = subprocess.run([sys.executable, "-c", _CLI_HARNESS, json.dumps(cases)], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tmp, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_cli_trains_m3oe_with_a_task_set(cli_results):
+    tmp, results = cli_results
+    rc, stdout, stderr = results[0]
     assert rc == 0, stderr[-2000:]
     assert "overall AUC" in stdout and "age<25 / like" in stdout
-    with open(out / "result.json") as f:
+    with open(tmp / "run" / "result.json") as f:
         record = json.load(f)
     assert record["config"]["train"]["fusion_schedule"] == "as_coded"
     assert record["config"]["model"]["num_shared_experts"] == 1
     assert record["dataset"]["name"].startswith("synthetic-mt")
 
 
-def test_cli_refuses_single_task_flags_in_a_multitask_run():
-    rc, _, stderr = _cli("--task_set=click", "--adapter=mlora")
+def test_cli_refuses_single_task_flags_in_a_multitask_run(cli_results):
+    _, results = cli_results
+    rc, _, stderr = results[1]
     assert rc == 2 and "--adapter" in stderr and "single-task" in stderr
-    rc, _, stderr = _cli("--m3oe_fusion=fixed", "--model=wdl")
-    assert rc == 2 and "--task_set" in stderr
-    # `mlp` is a single-task backbone unless --task_set makes it the multi-task baseline.
-    rc, _, stderr = _cli("--model=mlp", "--adapter=mlora", "--m3oe_fusion=fixed")
-    assert rc == 2 and "--task_set" in stderr
+    for rc, _, stderr in results[2:]:
+        assert rc == 2 and "--task_set" in stderr
