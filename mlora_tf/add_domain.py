@@ -59,10 +59,11 @@ from mlora_tf.training.phases import Phase
 _SUMMARY_KEYS = ("domain_auc", "domain_auc500", "domain_logloss", "domain_size")
 
 
-def read_domain_file(path: str) -> dict:
-    """The new domain's rows: `uid`, `pid`, `label` (a `domain` column, if any, must
-    hold one value; it is replaced by the new domain's id)."""
-    columns = read_interactions(path, required=("uid", "pid", "label"), optional=(DOMAIN,))
+def read_domain_file(path: str, id_features=("uid", "pid")) -> dict:
+    """The new domain's rows: every id feature of the run (`uid`, `pid` and any
+    extra ones, e.g. a CSV's) and `label` (a `domain` column, if any, must hold one
+    value; it is replaced by the new domain's id)."""
+    columns = read_interactions(path, required=(*id_features, "label"), optional=(DOMAIN,))
     if DOMAIN in columns:
         values = np.unique(columns.pop(DOMAIN))
         if values.size > 1:
@@ -253,9 +254,9 @@ def add_domain(
     if name in vocabulary.domain_names:
         raise ValueError(f"Domain {name!r} exists already. Received domains: {vocabulary.domain_names}")
 
-    rows = read_domain_file(domain_data)
+    rows = read_domain_file(domain_data, vocabulary.id_features)
     if val_data is not None:
-        train_rows, val_rows = rows, read_domain_file(val_data)
+        train_rows, val_rows = rows, read_domain_file(val_data, vocabulary.id_features)
     else:
         train_rows, val_rows = split_rows(rows, val_fraction, train_config.seed)
     val_source = val_data or f"{val_fraction:.0%} of {domain_data}"
@@ -291,6 +292,7 @@ def add_domain(
         n_domains=new_id + 1,
         vocab_sizes=sizes,
         domain_names=new_vocabulary.domain_names,
+        features=tuple(new_vocabulary.features),
         splits={"train": mapped(train_rows), "val": mapped(val_rows), "test": mapped(val_rows)},
         info={"domain_data": domain_data, "val_data": val_data},
     )

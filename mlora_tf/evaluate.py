@@ -17,7 +17,10 @@ What scores:
   training ids' rows).
 
 Data: a split of the run's own dataset (re-loaded from its config), or a CSV / parquet
-file with columns `uid, pid, domain, label` (other columns are ignored).
+file with a column per sparse feature of the model and `label`: `uid, pid, domain,
+label`, plus every further feature the model was trained on (a CSV dataset's extra
+columns, by their feature names); other columns are ignored, a missing one is an error
+naming it.
 
 Single-task runs only: a multi-task run (`mlora-train --task_set=...`) or its export
 is refused with a ValueError (its test metrics are in its `result.json`).
@@ -34,9 +37,12 @@ from mlora_tf.config import RunConfig
 from mlora_tf.data.dataset import SPLITS
 from mlora_tf.export.run_folder import RunFolder
 from mlora_tf.export.serving import is_export, load_export, read_export_metadata, serving_module
+from mlora_tf.models.builder import ordered_features
+from mlora_tf.models.mdmt_parts import input_names
 from mlora_tf.training.metrics import domain_metrics
 
 FEATURES = ("uid", "pid", "domain")
+"""The sparse features of every model; a model may take further ones (`scorer.features`)."""
 LABEL = "label"
 COLUMNS = FEATURES + (LABEL,)
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".tsv")
@@ -90,7 +96,7 @@ def read_interactions(path: str, required=COLUMNS, optional=()) -> dict:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(
-            f"{path} lacks column(s) {missing}; expected {list(COLUMNS)}. Received columns: {list(frame.columns)}"
+            f"{path} lacks column(s) {missing}; expected {list(required)}. Received columns: {list(frame.columns)}"
         )
     where = "row" if first_row == 0 else "line"
     out = {}
@@ -115,36 +121,45 @@ def read_interactions(path: str, required=COLUMNS, optional=()) -> dict:
 
 # ----------------------------------------------------------------- scorers
 class _KerasScorer:
-    """The Keras model as the trainer predicts with it (same tf.function, batches)."""
+    """The Keras model as the trainer predicts with it (same tf.function, batches).
+
+    Call it with one int64 `(rows,)` array per name of `features` (the model's sparse
+    inputs: `uid, pid, domain`, then any further ones); it returns `(rows,)`
+    probabilities.
+    """
 
     kind = "keras"
 
     def __init__(self, model):
+        self.features = ordered_features(input_names(model))
         spec = tf.TensorSpec([None], tf.int64)
 
-        @tf.function(input_signature=[spec, spec, spec])
-        def predict(uid, pid, domain):
-            return model({"uid": uid, "pid": pid, "domain": domain}, training=False)["probability"]
+        @tf.function(input_signature=[spec] * len(self.features))
+        def predict(*ids):
+            return model(dict(zip(self.features, ids)), training=False)["probability"]
 
         self._predict = predict
 
-    def __call__(self, uid, pid, domain):
-        return self._predict(tf.constant(uid), tf.constant(pid), tf.constant(domain)).numpy()
+    def __call__(self, *ids):
+        return self._predict(*(tf.constant(x) for x in ids)).numpy()
 
 
 class _ServingScorer:
-    """The serving signature (an export's, or a run's `ServingModule` in memory)."""
+    """The serving signature (an export's, or a run's `ServingModule` in memory), called
+    like `_KerasScorer` with one array per name of `features` (the signature's inputs)."""
 
-    def __init__(self, fn, kind):
+    def __init__(self, fn, kind, features=FEATURES):
         self._fn = fn
         self.kind = kind
+        self.features = tuple(features)
 
-    def __call__(self, uid, pid, domain):
-        out = self._fn(uid=tf.constant(uid), pid=tf.constant(pid), domain=tf.constant(domain))
+    def __call__(self, *ids):
+        out = self._fn(**{f: tf.constant(x) for f, x in zip(self.features, ids)})
         return out["probability"].numpy()
 
 
-def _check_ids(columns: dict, source: str, n_domains: int, domain_names, vocab_sizes: dict | None) -> None:
+def _check_ids(columns: dict, source: str, n_domains: int, domain_names, vocab_sizes: dict | None,
+               features=FEATURES) -> None:
     domain = columns["domain"]
     bad = (domain < 0) | (domain >= n_domains)
     if bad.any():
@@ -152,8 +167,8 @@ def _check_ids(columns: dict, source: str, n_domains: int, domain_names, vocab_s
             f"{source}: `domain` ids must be in [0, {n_domains}) ({', '.join(domain_names)}); "
             f"{int(bad.sum())} rows are not. Received: {sorted(set(domain[bad].tolist()))[:10]}"
         )
-    for f in ("uid", "pid"):
-        if vocab_sizes is None:
+    for f in features:
+        if vocab_sizes is None or f == "domain":
             continue
         ids = columns[f]
         bad = (ids < 0) | (ids >= vocab_sizes[f])
@@ -177,18 +192,26 @@ def score(scorer, columns: dict, domain_names, batch_size: int) -> dict:
     """Predict per domain (domain-homogeneous batches of `batch_size` rows) and compute
     the metrics.
 
+    Args:
+        scorer: called with one id array per name of `scorer.features` (default
+            `uid, pid, domain`), returns the probabilities.
+        columns: `{name: (rows,) array}` with every feature of the scorer and `label`.
+        domain_names: one name per domain.
+        batch_size: rows per scorer call.
+
     Returns:
         `domain_metrics`' dict plus per-domain `domain_mean_prediction`,
         `domain_observed_ctr`, `domain_calibration` (mean prediction / observed CTR;
         None without rows or clicks) and the same over all rows (`mean_prediction`,
         `observed_ctr`, `calibration`), and `rows`.
     """
+    features = tuple(getattr(scorer, "features", FEATURES))
     domain = columns["domain"]
     labels, probs = [], []
     for d in range(len(domain_names)):
         rows = np.flatnonzero(domain == d)
         parts = [
-            scorer(*(columns[f][rows[i : i + batch_size]] for f in FEATURES)) for i in range(0, rows.size, batch_size)
+            scorer(*(columns[f][rows[i : i + batch_size]] for f in features)) for i in range(0, rows.size, batch_size)
         ]
         probs.append(np.concatenate(parts) if parts else np.zeros((0,), np.float32))
         labels.append(columns[LABEL][rows])
@@ -219,8 +242,10 @@ def evaluate(
 
     Args:
         model_dir: a run folder (`model.keras`) or an export (`saved_model.pb`).
-        data: a CSV / parquet file with `uid, pid, domain, label`; None scores `split`
-            of the run's own dataset, re-loaded from its config.
+        data: a CSV / parquet file with a column per sparse feature of the model
+            (`uid, pid, domain` and any further ones, e.g. a CSV dataset's extra
+            columns) and `label`; None scores `split` of the run's own dataset,
+            re-loaded from its config.
         split: `train`, `val` or `test` (without `data`).
         batch_size: prediction batch size (default: the run's `eval_batch_size`).
         serving_lookup: score a run folder through its serving graph (ids unseen in
@@ -247,24 +272,32 @@ def evaluate(
         signature, metadata = load_export(model_dir)
         config = RunConfig.from_dict(metadata["config"])
         domain_names = metadata["domain_names"]
-        scorer, vocab_sizes = _ServingScorer(signature, "saved_model"), None
+        features = tuple(metadata.get("features") or FEATURES)
+        scorer, vocab_sizes = _ServingScorer(signature, "saved_model", features), None
     else:
         run = RunFolder.open(model_dir)
         run.single_task_only("mlora-evaluate", _MULTITASK_HINT)
         config, domain_names = run.config, run.vocabulary.domain_names
         if serving_lookup:
-            scorer, vocab_sizes = _ServingScorer(serving_module(run).serve, "serving"), None
+            module = serving_module(run)
+            scorer, vocab_sizes = _ServingScorer(module.serve, "serving", module.features), None
         else:
             scorer, vocab_sizes = _KerasScorer(run.load_model()), run.vocabulary.vocab_sizes
+    needed = tuple(scorer.features) + (LABEL,)
     if data is not None:
-        columns, source = read_interactions(data), data
+        columns, source = read_interactions(data, required=needed), data
     else:
         from mlora_tf.run import load_run_dataset
 
         dataset = load_run_dataset(config)
         columns, source = dataset.splits[split], f"split {split!r} of {dataset.name}"
-        columns = {c: np.asarray(columns[c]) for c in COLUMNS}
-    _check_ids(columns, source, len(domain_names), domain_names, vocab_sizes)
+        missing = [c for c in needed if c not in columns]
+        if missing:
+            raise ValueError(
+                f"{source} lacks the column(s) {missing} the model needs. Received columns: {sorted(columns)}"
+            )
+        columns = {c: np.asarray(columns[c]) for c in needed}
+    _check_ids(columns, source, len(domain_names), domain_names, vocab_sizes, scorer.features)
     report = score(scorer, columns, domain_names, int(batch_size or config.train.eval_batch_size))
     report.update(
         {"model_dir": model_dir, "model_kind": scorer.kind, "data": source, "domain_names": list(domain_names)}

@@ -52,7 +52,9 @@ def test_csv_loader_maps_domains_ids_and_buckets(tmp_path):
     assert ds.domain_names == ["2", "10", "33"] and ds.info["domain_map"] == {"2": 0, "10": 1, "33": 2}
     users = list(dict.fromkeys(r["user"] for r in rows))
     items = list(dict.fromkeys(r["item"] for r in rows))
-    assert ds.vocab_sizes == {"uid": len(users), "pid": len(items), "domain": 3}
+    # The extra columns are sparse features of their own (csv schema 2).
+    assert ds.vocab_sizes == {"uid": len(users), "pid": len(items), "domain": 3, "device": 3, "price": 10}
+    assert ds.features == ("uid", "pid", "domain", "device", "price")
     # Per-domain §1.3 sizes.
     for d, site in enumerate(ds.domain_names):
         n = sum(r["site"] == site for r in rows)

@@ -24,7 +24,7 @@ from mlora_tf.cli.common import configure_threads_from_flags, define_thread_flag
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("run_dir", None, "Run folder of a trained MLoRA model (mlora-train --adapter=mlora).")
-flags.DEFINE_string("domain_data", None, "CSV or parquet with the new domain's rows: uid,pid,label (a one-valued domain column is allowed).")
+flags.DEFINE_string("domain_data", None, "CSV or parquet with the new domain's rows: uid,pid,label and any extra id feature the run was trained with (a one-valued domain column is allowed).")
 flags.DEFINE_string("output_dir", None, "Folder for the new run (model.keras, vocab.npz, result.json).")
 flags.DEFINE_string("val_data", None, "The new domain's validation rows (default: a stratified --val_fraction of --domain_data).")
 flags.DEFINE_string("domain_name", None, "Name of the new domain (default: the --domain_data file name).")

@@ -25,7 +25,7 @@ from mlora_tf.cli.common import configure_threads_from_flags, define_thread_flag
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("run_dir", None, "Run folder (model.keras) or export folder (saved_model.pb) to score.")
-flags.DEFINE_string("data", None, "CSV or parquet file with columns uid,pid,domain,label. Default: --split of the run's dataset.")
+flags.DEFINE_string("data", None, "CSV or parquet file with columns uid,pid,domain,label and any extra id feature of the run. Default: --split of the run's dataset.")
 flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split of the run's own dataset (without --data).")
 flags.DEFINE_string("output", None, "Write the metrics as JSON here (atomically).")
 flags.DEFINE_integer("batch_size", None, "Prediction batch size (default: the run's eval_batch_size).")

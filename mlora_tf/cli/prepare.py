@@ -11,7 +11,9 @@ Examples:
   mlora-prepare --dataset=taobao --domains=20 --raw_dir=raw/taobao --out_dir=prepared/taobao20
   mlora-prepare --dataset=taobao --domains=10 --time_split --raw_dir=raw/taobao --out_dir=prepared/t10t
   mlora-prepare --dataset=csv --path=clicks.csv --domain_column=site --label_column=click \\
-      --features=user,item --numeric_features=price --out_dir=prepared/clicks
+      --features=user,item,device --numeric_features=price --out_dir=prepared/clicks
+  mlora-prepare --dataset=csv --path=clicks.csv --domain_column=site --label_column=click,like \\
+      --features=user,item,device --out_dir=prepared/clicks_mt      # multi-task (--task_set=click,like)
 
 It prints the statistics it got beside the expected ones (paper Table 1 /
 datasets.md) and shows progress on long steps.
@@ -44,9 +46,9 @@ flags.DEFINE_list("data_options", None, "Other loader options as key=value.", fl
 # Generic CSV / parquet.
 flags.DEFINE_string("path", None, "csv: the .csv or .parquet file.", flag_values=FLAGS)
 flags.DEFINE_string("domain_column", None, "csv: the column that defines the domains (any type).", flag_values=FLAGS)
-flags.DEFINE_string("label_column", None, "csv: the 0/1 label column.", flag_values=FLAGS)
-flags.DEFINE_list("features", None, "csv: categorical id columns; the first two become uid and pid.", flag_values=FLAGS)
-flags.DEFINE_list("numeric_features", None, "csv: numeric columns, bucketised into quantile buckets.", flag_values=FLAGS)
+flags.DEFINE_string("label_column", None, "csv: the 0/1 label column; several comma-separated ones (click,like) make a multi-task dataset for mlora-train --task_set.", flag_values=FLAGS)
+flags.DEFINE_list("features", None, "csv: categorical id columns; the first two become uid and pid, every further one is a model feature of its own.", flag_values=FLAGS)
+flags.DEFINE_list("numeric_features", None, "csv: numeric columns, bucketised into quantile buckets; each is a model feature of its own.", flag_values=FLAGS)
 flags.DEFINE_integer("n_buckets", None, "csv: quantile buckets per numeric column (default 10).", flag_values=FLAGS)
 flags.DEFINE_string("split_column", None, "csv: a column with values train/val/test that gives the split.", flag_values=FLAGS)
 flags.DEFINE_string("delimiter", None, "csv: field delimiter (default ',').", flag_values=FLAGS)
@@ -207,11 +209,39 @@ def main(argv):
     domain_map = dataset.info.get("domain_map")
     if domain_map:
         print("Domain map (value -> id): " + ", ".join(f"{k} -> {v}" for k, v in domain_map.items()))
+    for line in feature_lines(dataset, stats):
+        print(line)
     for note in dataset.info.get("notes", []):
         print(f"note: {note}")
     print(f"prepared: {manifest}")
-    print(f"train with: mlora-train --dataset={name} --data_dir={FLAGS.out_dir}")
+    if dataset.is_multitask:
+        print(f"train with: mlora-train --dataset={name} --data_dir={FLAGS.out_dir} "
+              f"--task_set={','.join(dataset.labels)} --model=m3oe")
+    else:
+        print(f"train with: mlora-train --dataset={name} --data_dir={FLAGS.out_dir}")
     return 0
+
+
+def feature_lines(dataset, stats: dict) -> list[str]:
+    """What `mlora-prepare` prints about the model features and the labels: every
+    sparse feature with its source column and vocabulary size (when the loader records
+    the columns, as the csv loader does), and each label's positive rate when there are
+    several."""
+    lines = []
+    sources = dataset.info.get("feature_map") or {}
+    if sources:
+        buckets = dataset.info.get("buckets") or {}
+        parts = []
+        for feature in dataset.features:
+            column = sources.get(feature, dataset.info.get("domain_column") if feature == "domain" else None)
+            kind = "buckets" if column in buckets else ("domains" if feature == "domain" else "ids")
+            origin = f" <- {column}" if column is not None and column != feature else ""
+            parts.append(f"{feature}{origin} ({dataset.vocab_sizes[feature]:,} {kind})")
+        lines.append("Model features: " + ", ".join(parts))
+    rates = stats.get("positive_rates")
+    if rates:
+        lines.append("Labels (positive rate): " + ", ".join(f"{k} {v:.3f}" for k, v in rates.items()))
+    return lines
 
 
 def parse_argv(argv: list[str], program: str, flag_values: flags.FlagValues, doc: str) -> list[str]:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import keyword
 import os
 import re
 from collections.abc import Sequence
@@ -50,7 +51,7 @@ from absl import logging
 from mlora_tf.data import cache as cache_lib
 from mlora_tf.data import prepared
 from mlora_tf.data import split as split_lib
-from mlora_tf.data.dataset import SPLITS, MultiDomainDataset
+from mlora_tf.data.dataset import FEATURES, LABEL, SPLITS, MultiDomainDataset
 
 DEFAULT_BUCKETS = 10
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -60,6 +61,48 @@ OPTIONS = frozenset({
     "path", "domain_column", "label_column", "features", "numeric_features", "n_buckets",
     "split_column", "delimiter", "fractions",
 })
+CSV_SCHEMA = 2
+"""Layout of the csv loader's prepared arrays, part of its cache key (1: extra features
+only as extra arrays; 2: extra features are dataset features, several labels allowed)."""
+RESERVED_NAMES: tuple[str, ...] = FEATURES + (LABEL,)
+"""Names no extra feature or label column may take (`uid`, `pid`, `domain`, `label`)."""
+
+
+def feature_name(column: str) -> str:
+    """The dataset name of an extra feature (or of a label, with several) `column`.
+
+    Characters other than ASCII letters, digits and `_` become `_`, a leading digit
+    gets the prefix `f_` and a Python keyword a trailing `_`, so the name is a valid
+    Python identifier (a Keras input and a serving-signature argument name).
+    """
+    name = re.sub(r"\W", "_", str(column).strip(), flags=re.ASCII)
+    if not name or name[0].isdigit():
+        name = "f_" + name
+    if keyword.iskeyword(name):
+        name += "_"
+    return name
+
+
+def _column_names(columns: Sequence[str], role: str, taken: dict[str, str]) -> list[str]:
+    """`feature_name` of each of `columns`, checked against the reserved names and
+    against the names in `taken` (name -> column, updated)."""
+    names = []
+    for column in columns:
+        name = feature_name(column)
+        if name in RESERVED_NAMES:
+            raise ValueError(
+                f"The {role} column {column!r} would be named {name!r}, which the dataset reserves "
+                f"({', '.join(RESERVED_NAMES)}); rename the column. Received: {role} {list(columns)}"
+            )
+        if name in taken:
+            raise ValueError(
+                f"The columns {taken[name]!r} and {column!r} would both be named {name!r} (names keep "
+                "letters, digits and _ only); rename one of them. "
+                f"Received: {role} {list(columns)}"
+            )
+        taken[name] = column
+        names.append(name)
+    return names
 
 
 def _as_list(value: object, name: str) -> list[str]:
@@ -222,11 +265,24 @@ def _column_split(values: pd.Series, domain: np.ndarray, names: list[str], path:
     return out
 
 
+def _parse_label(frame: pd.DataFrame, column: str, path: str, parquet: bool) -> np.ndarray:
+    """A 0/1 column as float32 `(rows,)`; the first other value is an error naming the
+    file, the line, the column and the value."""
+    text = frame[column].str.strip()
+    positive = text.isin(_TRUE).to_numpy()
+    negative = text.isin(_FALSE).to_numpy()
+    bad = ~(positive | negative)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise _bad(path, row, column, "0 or 1", frame[column].iloc[row], parquet)
+    return positive.astype(np.float32)
+
+
 def load_csv(
     *,
     path: str | os.PathLike | None = None,
     domain_column: str | None = None,
-    label_column: str | None = None,
+    label_column: Sequence[str] | str | None = None,
     features: Sequence[str] | str | None = None,
     numeric_features: Sequence[str] | str | None = None,
     n_buckets: int = DEFAULT_BUCKETS,
@@ -242,9 +298,11 @@ def load_csv(
     Args:
         path: the `.csv` / `.parquet` file; relative paths are taken from `data_dir`.
         domain_column: column defining the domains.
-        label_column: the 0/1 label column.
-        features: categorical id columns (>= 2); the first two are `uid` and `pid`.
-        numeric_features: numeric columns to bucketise.
+        label_column: the 0/1 label column, or several (a list, or comma-separated:
+            `"click,like"`) for a multi-task dataset.
+        features: categorical id columns (>= 2); the first two are `uid` and `pid`,
+            the others sparse features of their own.
+        numeric_features: numeric columns to bucketise (each a sparse feature).
         n_buckets: quantile buckets per numeric column (>= 2).
         split_column: optional column with `train` / `val` / `test`.
         delimiter: CSV field delimiter (one character).
@@ -252,12 +310,17 @@ def load_csv(
         cache_dir: cache folder; None -> default; False -> no caching.
         seed: split seed.
         fractions: `(train, val, test)` of the per-domain split.
+
+    Returns:
+        A `MultiDomainDataset` with `features = ("uid", "pid", "domain", *extras)` and
+        `labels = ("label",)` (one label column) or the label columns' names.
     """
     features = _as_list(features, "features")
     numeric = _as_list(numeric_features, "numeric_features")
+    label_columns = _as_list(label_column, "label_column")
     if not path:
         raise ValueError("The csv loader needs `path` (--path=FILE.csv). Received: path=None")
-    for name, value in (("domain_column", domain_column), ("label_column", label_column)):
+    for name, value in (("domain_column", domain_column), ("label_column", label_columns)):
         if not value:
             raise ValueError(f"The csv loader needs `{name}` (--{name}=COLUMN). Received: {name}={value!r}")
     if len(features) < 2:
@@ -269,10 +332,17 @@ def load_csv(
         raise ValueError(f"`n_buckets` must be an integer >= 2. Received: n_buckets={n_buckets!r}")
     if not isinstance(delimiter, str) or len(delimiter) != 1:
         raise ValueError(f"`delimiter` must be one character. Received: delimiter={delimiter!r}")
-    used = [domain_column, label_column] + features + numeric + ([split_column] if split_column else [])
+    used = [domain_column] + label_columns + features + numeric + ([split_column] if split_column else [])
     repeated = sorted({c for c in used if used.count(c) > 1})
     if repeated:
         raise ValueError(f"A column may have one role only. Received: {repeated} used twice")
+    extra_columns = features[2:] + numeric
+    taken: dict[str, str] = {}
+    extra_names = _column_names(extra_columns, "feature", taken)
+    if len(label_columns) > 1:
+        label_names = tuple(_column_names(label_columns, "label", taken))
+    else:
+        label_names = (LABEL,)
     path = os.fspath(path)
     if data_dir is not None and not os.path.isabs(path):
         path = os.path.join(os.fspath(data_dir), path)
@@ -282,9 +352,10 @@ def load_csv(
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Data file not found: {path}. Received: path={path!r}")
     settings = {
-        "domain_column": domain_column, "label_column": label_column, "features": features,
-        "numeric_features": numeric, "n_buckets": int(n_buckets), "split_column": split_column,
-        "delimiter": delimiter,
+        "domain_column": domain_column,
+        "label_column": label_columns[0] if len(label_columns) == 1 else label_columns,
+        "features": features, "numeric_features": numeric, "n_buckets": int(n_buckets),
+        "split_column": split_column, "delimiter": delimiter,
     }
     file_hash = cache_lib.hash_file(path)
     key = cache_lib.make_cache_key(
@@ -293,7 +364,7 @@ def load_csv(
         domain_split=domain_column,
         fractions=fractions,
         seed=seed,
-        extra=settings,
+        extra=dict(settings, csv_schema=CSV_SCHEMA),
     )
     tag = re.sub(r"[^A-Za-z0-9_.-]", "_", domain_column)[:40]
     parquet = path.lower().endswith(PARQUET_SUFFIXES)
@@ -301,14 +372,8 @@ def load_csv(
     def build() -> tuple[MultiDomainDataset, dict[str, np.ndarray]]:
         frame = read_table(path, used, delimiter)
         n = len(frame)
-        labels_text = frame[label_column].str.strip()
-        positive = labels_text.isin(_TRUE).to_numpy()
-        negative = labels_text.isin(_FALSE).to_numpy()
-        bad = ~(positive | negative)
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise _bad(path, row, label_column, "0 or 1", frame[label_column].iloc[row], parquet)
-        label = positive.astype(np.float32)
+        labels = {name: _parse_label(frame, column, path, parquet) for name, column in zip(label_names, label_columns)}
+        first_label = labels[label_names[0]]
         domain, names, mapping = _domain_ids(frame[domain_column].str.strip())
         ids: dict[str, np.ndarray] = {}
         vocab: dict[str, int] = {}
@@ -330,46 +395,59 @@ def load_csv(
         if split_column:
             rows = _column_split(frame[split_column], domain, names, path, split_column, parquet)
         else:
-            rows = _split_rows(domain, label, len(names), names, seed, fractions, path)
+            rows = _split_rows(domain, first_label, len(names), names, seed, fractions, path)
         uid_col, pid_col = features[0], features[1]
-        splits = {
-            s: {"uid": ids[uid_col][r], "pid": ids[pid_col][r], "domain": domain[r], "label": label[r]}
-            for s, r in rows.items()
-        }
-        extra_columns = features[2:] + numeric
-        extras = {f"{s}__{c}": ids[c][r] for s, r in rows.items() for c in extra_columns}
+        sources = {"uid": uid_col, "pid": pid_col, **dict(zip(extra_names, extra_columns))}
+        splits = {}
+        for s, r in rows.items():
+            columns = {name: ids[column][r] for name, column in sources.items()}
+            columns["domain"] = domain[r]
+            columns.update({name: values[r] for name, values in labels.items()})
+            splits[s] = columns
+        # The extra arrays of schema 1, kept for `get_extras` users: the same arrays.
+        extras = {f"{s}__{c}": splits[s][name] for s in rows for name, c in zip(extra_names, extra_columns)}
         info = {
             "loader": "csv",
             "path": path,
             "data_dir": os.path.dirname(path),
             "rows": int(n),
-            "positives": int(label.sum()),
+            "positives": int(first_label.sum()),
+            "label_columns": dict(zip(label_names, label_columns)),
+            "label_positives": {name: int(values.sum()) for name, values in labels.items()},
             "domain_column": domain_column,
             "domain_map": mapping,
-            "feature_map": {"uid": uid_col, "pid": pid_col},
+            "feature_map": sources,
             "extra_features": extra_columns,
             "extra_vocab_sizes": {c: vocab[c] for c in extra_columns},
             "buckets": buckets,
             "raw_files": {os.path.basename(path): {"sha256": file_hash,
                                                    "bytes": os.path.getsize(path)}},
             "split": {"method": f"column {split_column}" if split_column else
-                      "per-domain stratified train_test_split, file order",
+                      f"per-domain stratified train_test_split on {label_columns[0]}, file order",
                       "fractions": list(fractions), "seed": seed},
             "settings": settings,
             "schema_version": cache_lib.SCHEMA_VERSION,
+            "csv_schema": CSV_SCHEMA,
             "notes": [f"uid = column {uid_col!r}, pid = column {pid_col!r}"] + (
-                [f"extra features {extra_columns} are stored (get_extras) but the models use only "
-                 "uid, pid and domain"] if extra_columns else []),
+                [f"extra features {extra_columns} are stored as the sparse features "
+                 f"{', '.join(extra_names)}: every model embeds them"] if extra_columns else []) + (
+                [f"labels {', '.join(label_names)} (columns {label_columns}): a multi-task dataset "
+                 f"(mlora-train --task_set={','.join(label_names)} --model=m3oe ...)"]
+                if len(label_names) > 1 else []),
         }
-        logging.info("csv %s: %d rows, %d domains, uid=%s (%d), pid=%s (%d)", path, n, len(names),
-                     uid_col, vocab[uid_col], pid_col, vocab[pid_col])
+        logging.info("csv %s: %d rows, %d domains, uid=%s (%d), pid=%s (%d), extra features %s, labels %s",
+                     path, n, len(names), uid_col, vocab[uid_col], pid_col, vocab[pid_col],
+                     {name: vocab[c] for name, c in zip(extra_names, extra_columns)}, list(label_names))
         dataset = MultiDomainDataset(
             name=f"csv/{os.path.basename(path)}",
             n_domains=len(names),
-            vocab_sizes={"uid": vocab[uid_col], "pid": vocab[pid_col], "domain": len(names)},
+            vocab_sizes={"uid": vocab[uid_col], "pid": vocab[pid_col], "domain": len(names),
+                         **{name: vocab[c] for name, c in zip(extra_names, extra_columns)}},
             domain_names=names,
             splits=splits,
             info=info,
+            features=FEATURES + tuple(extra_names),
+            labels=label_names,
         )
         return dataset, extras
 

@@ -72,6 +72,22 @@ class RunFolder:
         return tuple(self.record.get("tasks") or self.config.tasks)
 
     @property
+    def features(self) -> tuple[str, ...]:
+        """The sparse (id) features the run's model takes, which a data file to score
+        needs as columns.
+
+        A single-task run: `uid, pid, domain`, then its dataset's further features
+        (e.g. a CSV's extra columns), as `vocab.npz` records them (in the dataset's
+        order: `mlora_tf.export.weights.rebuild` builds the same model from them). A
+        multi-task run: its model config's `sparse_features`.
+        """
+        if self.multitask:
+            return tuple(self.config.model.sparse_features)
+        from mlora_tf.models.builder import ordered_features
+
+        return ordered_features(self.vocabulary.features)
+
+    @property
     def model_name(self) -> str:
         return self.config.model.name
 

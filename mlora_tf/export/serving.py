@@ -4,8 +4,10 @@
 takes the raw ids of every id feature the model was trained on (int64, shape `[None]`)
 and its dense features (float32, `[None]`), and returns float32 `[None]` outputs:
 
-* a single-task run (`mlora-train`): inputs `uid`, `pid`, `domain`; outputs
-  `probability` and `logit`;
+* a single-task run (`mlora-train`): inputs `uid`, `pid`, `domain`, then every further
+  sparse feature its model was trained on (a CSV's extra columns, e.g. `device`,
+  `price`), in the dataset's order; outputs `probability` and `logit`. With the default
+  three features the signature is exactly `uid`, `pid`, `domain`;
 * a multi-task run (`mlora-train --task_set=...`, any registered multi-task model:
   M3oE and its baselines): inputs every sparse feature of the model (`uid`, `pid`,
   `gender`, `occupation`, `zip`, `cate_id`, `domain` for M3oE's MovieLens features)
@@ -289,7 +291,8 @@ def load_export(export_dir: str):
 
     Returns:
         `(signature, metadata)`: call `signature(uid=..., pid=..., domain=...)` with
-        int64 tensors (and float32 ones for `metadata["dense_features"]`); it returns
+        int64 tensors, one per name of `metadata["features"]` (further sparse features
+        too), and float32 ones for `metadata["dense_features"]`; it returns
         `{name: tensor}` for `metadata["outputs"]` (`probability`, `logit` for a
         single-task run; `<task>`, `<task>_logit` per task for a multi-task one).
     """

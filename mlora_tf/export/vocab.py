@@ -9,7 +9,11 @@ same way:
   each of the feature's tables (embedding and wide weight), holding the **mean of the
   rows of the ids seen in training**.
 
-The domain feature is not mapped: a domain id must lie in `[0, n_domains)`.
+The domain feature is not mapped: a domain id must lie in `[0, n_domains)`. Every
+other sparse feature of the run (a CSV's extra columns too) follows the rule.
+
+`vocab.npz` lists the features in the dataset's order; a single-task run's model is
+rebuilt from that list (`mlora_tf.export.weights.rebuild`).
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ class Vocabulary:
 
     @property
     def features(self) -> list[str]:
+        """Every sparse feature of the run's dataset, in the dataset's order (`uid, pid,
+        domain`, then any further ones, e.g. a CSV's extra columns): the order its
+        single-task model's tables were built in, and its export's signature inputs."""
         return list(self.vocab_sizes)
 
     @property

@@ -7,7 +7,10 @@ not change; a `resize` callback says what a changed variable becomes.
 
 `rebuild` picks the builder by the config's type: a single-task `ModelConfig` goes to
 `mlora_tf.models.build_model`, a `MultiTaskModelConfig` to the multi-task registry
-(`build_multitask_model`, which also needs the run's tasks, in output order).
+(`build_multitask_model`, which also needs the run's tasks, in output order). A
+single-task model is rebuilt with its own sparse features (`model_features`: `uid,
+pid, domain` and any further ones, e.g. a CSV's extra columns), so the rebuilt model
+has the trained one's inputs and tables.
 """
 
 from __future__ import annotations
@@ -22,20 +25,32 @@ import numpy as np
 from mlora_tf.config import ModelConfig
 from mlora_tf.export.vocab import DOMAIN, Vocabulary
 from mlora_tf.layers.core import LinearLogit
-from mlora_tf.models.builder import DataSpec, build_model
+from mlora_tf.models.builder import DataSpec, build_model, ordered_features
 from mlora_tf.models.m3oe import MultiTaskDataSpec
 from mlora_tf.models.multitask import MultiTaskModelConfig, build_multitask_model
 
 Resize = Callable[[keras.Variable, keras.Variable], "np.ndarray | None"]
 
 
-def _rebuild_single_task(model_config: ModelConfig, vocab_sizes: dict, n_domains: int, tasks) -> keras.Model:
+def single_task_features(vocab_sizes: dict) -> tuple[str, ...]:
+    """The sparse features of a single-task model trained on data with these
+    vocabularies: `uid, pid, domain`, then the vocabulary's other features in its order
+    (a run's `vocab.npz` lists the features of its dataset, in the dataset's order,
+    which is the order `build_model` created their tables in)."""
+    return ordered_features(tuple(vocab_sizes))
+
+
+def _rebuild_single_task(model_config: ModelConfig, vocab_sizes: dict, n_domains: int, tasks,
+                         features=None) -> keras.Model:
     if tasks:
         raise ValueError(f"A single-task model has no tasks. Received: tasks={list(tasks)}")
-    return build_model(model_config, DataSpec(vocab_sizes=vocab_sizes, n_domains=n_domains))
+    features = ordered_features(features) if features else single_task_features(vocab_sizes)
+    return build_model(model_config, DataSpec(vocab_sizes=vocab_sizes, n_domains=n_domains, features=features))
 
 
-def _rebuild_multitask(model_config: MultiTaskModelConfig, vocab_sizes: dict, n_domains: int, tasks) -> keras.Model:
+def _rebuild_multitask(model_config: MultiTaskModelConfig, vocab_sizes: dict, n_domains: int, tasks,
+                       features=None) -> keras.Model:
+    del features  # the config's `sparse_features` name them
     if not tasks:
         raise ValueError(
             f"Rebuilding multi-task model {model_config.name!r} needs its tasks in output order "
@@ -52,7 +67,7 @@ def _rebuild_multitask(model_config: MultiTaskModelConfig, vocab_sizes: dict, n_
 _REBUILDERS = ((MultiTaskModelConfig, _rebuild_multitask), (ModelConfig, _rebuild_single_task))
 
 
-def rebuild(model_config, vocab_sizes: dict, n_domains: int, tasks=()) -> keras.Model:
+def rebuild(model_config, vocab_sizes: dict, n_domains: int, tasks=(), features=None) -> keras.Model:
     """The architecture of `model_config` built again for other table sizes.
 
     Args:
@@ -64,13 +79,18 @@ def rebuild(model_config, vocab_sizes: dict, n_domains: int, tasks=()) -> keras.
         tasks: the multi-task model's tasks in output order (the order sets which
             tower is whose, so it must be the trained model's); empty for a
             single-task model.
+        features: a single-task model's sparse features (its id inputs); None:
+            `single_task_features(vocab_sizes)`, i.e. `uid, pid, domain` and every
+            other feature of the vocabulary. (A multi-task config names its own.)
 
     Raises:
         ValueError: a config of another type, or tasks that do not fit the model kind.
     """
     for config_type, build in _REBUILDERS:
         if isinstance(model_config, config_type):
-            return build(copy.deepcopy(model_config), dict(vocab_sizes), int(n_domains), tuple(tasks or ()))
+            return build(
+                copy.deepcopy(model_config), dict(vocab_sizes), int(n_domains), tuple(tasks or ()), features
+            )
     raise ValueError(
         "`model_config` must be a ModelConfig or a MultiTaskModelConfig. "
         f"Received: {type(model_config).__name__}"
@@ -196,6 +216,17 @@ def check_vocabulary(model: keras.Model, vocabulary: Vocabulary) -> dict:
     return tables
 
 
+def model_features(model: keras.Model, model_config, vocabulary: Vocabulary) -> tuple[str, ...] | None:
+    """A single-task model's sparse features in the order its tables were built: its id
+    inputs, in the vocabulary's order (the dataset's); None for a multi-task config
+    (which names its own features)."""
+    if isinstance(model_config, MultiTaskModelConfig):
+        return None
+    inputs = id_input_names(model)
+    order = [f for f in vocabulary.features if f in inputs] + [f for f in inputs if f not in vocabulary.features]
+    return ordered_features(order)
+
+
 def with_oov_rows(model: keras.Model, model_config, vocabulary: Vocabulary, tasks=()) -> keras.Model:
     """A copy of `model` whose id tables have one more row, index `vocab_size`: the OOV
     row (`oov_row`). Rows `0..vocab_size-1` and every other weight are unchanged.
@@ -216,7 +247,7 @@ def with_oov_rows(model: keras.Model, model_config, vocabulary: Vocabulary, task
         values = old_var.numpy()
         return np.concatenate([values, oov_row(values, vocabulary.train_ids[feature])], axis=0)
 
-    new = rebuild(model_config, sizes, vocabulary.n_domains, tasks)
+    new = rebuild(model_config, sizes, vocabulary.n_domains, tasks, model_features(model, model_config, vocabulary))
     transfer(model, new, resize)
     return new
 
@@ -231,6 +262,8 @@ def without_oov_rows(model: keras.Model, model_config, vocabulary: Vocabulary, t
             return None
         return old_var.numpy()[:-1]
 
-    new = rebuild(model_config, vocabulary.vocab_sizes, vocabulary.n_domains, tasks)
+    new = rebuild(
+        model_config, vocabulary.vocab_sizes, vocabulary.n_domains, tasks, model_features(model, model_config, vocabulary)
+    )
     transfer(model, new, resize)
     return new

@@ -122,6 +122,9 @@ class AdaptedDNN(keras.layers.Layer):
         self.single_slot_fast_path = True
         # Set by `single_domain_batches()`: every batch is known to hold one domain.
         self._single_domain = False
+        # Set by `shared_slot_parameters()`: the slot and sliced adapter parameters
+        # every call in the context reuses.
+        self._slot_cache = None
 
         self.dense_layers = []  # dense topology: Dense (plain) or LoRADense (adapted)
         self.star_layers = []  # star topology: StarFCN shared paths ...
@@ -226,6 +229,24 @@ class AdaptedDNN(keras.layers.Layer):
         finally:
             self._single_domain = previous
 
+    @contextlib.contextmanager
+    def shared_slot_parameters(self):
+        """Reuse one domain slot, and its sliced adapter parameters, across the calls
+        made in this context under `single_domain_batches()`.
+
+        For several calls that together make one batch (the trainer's row groups of a
+        step): every row of every call holds the same domain, and the weights do not
+        change inside the context. The first call picks the slot and slices each
+        layer's adapter; the others use the same tensors, so their gradients meet at
+        the slices (one padding into each adapter variable, not one per call).
+        """
+        previous = self._slot_cache
+        self._slot_cache = {} if previous is None else previous
+        try:
+            yield self
+        finally:
+            self._slot_cache = previous
+
     def build(self, input_shape):
         x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
         width = int(x_shape[-1])
@@ -266,8 +287,14 @@ class AdaptedDNN(keras.layers.Layer):
         if uses_domain and self._single_domain:
             # Promised one domain per batch (`single_domain_batches`): the first row's
             # (0 for an empty batch, which has no row to route).
+            cache = self._slot_cache
+            if cache is not None and "slot" in cache:
+                return self._run(x, domain, training, domain_slot=cache["slot"], slot_cache=cache)
             ids = ops.reshape(ops.cast(domain, "int32"), (-1,))
-            return self._run(x, domain, training, domain_slot=ops.sum(ids[:1]))
+            slot = ops.sum(ids[:1])
+            if cache is not None:
+                cache["slot"] = slot
+            return self._run(x, domain, training, domain_slot=slot, slot_cache=cache)
         if uses_domain and self.single_slot_fast_path:
             # A batch whose rows share one domain uses that domain's parameters alone
             # (one slot's arithmetic instead of all); any other batch takes the
@@ -282,8 +309,17 @@ class AdaptedDNN(keras.layers.Layer):
             )
         return self._run(x, domain, training)
 
-    def _run(self, x, domain, training, domain_slot=None):
-        """The stack, with per-row weights, or with every row of domain `domain_slot`."""
+    def _run(self, x, domain, training, domain_slot=None, slot_cache=None):
+        """The stack, with per-row weights, or with every row of domain `domain_slot`
+        (`slot_cache`: the `shared_slot_parameters` cache, if any)."""
+
+        def slot_params(i, adapter):
+            if slot_cache is None or domain_slot is None or self.mixture_source != "domain":
+                return None
+            if i not in slot_cache:
+                slot_cache[i] = adapter.slot_parameters(domain_slot)
+            return slot_cache[i]
+
         source = self.mixture_source
         mixture, slot = None, None
         if source == "expert":
@@ -300,7 +336,10 @@ class AdaptedDNN(keras.layers.Layer):
                     if self.dropout_layers:
                         x = self.dropout_layers[i](x, training=training)
                 else:
-                    x = layer([x, mixture] if mixture is not None else x, training=training, slot=slot)
+                    x = layer(
+                        [x, mixture] if mixture is not None else x, training=training, slot=slot,
+                        slot_params=slot_params(i, layer.adapter) if slot is not None else None,
+                    )
             return x
         domain_one_hot = None if domain_slot is not None else (
             mixture if source == "domain" else DomainSelector.one_hot(domain, self.n_domains)
@@ -315,7 +354,8 @@ class AdaptedDNN(keras.layers.Layer):
             if self.dropout_layers:
                 pre = self.dropout_layers[i](pre, training=training)
             if slot is not None or mixture is not None:
-                pre = pre + self.adapters[i](x, mixture=mixture, slot=slot)
+                params = slot_params(i, self.adapters[i]) if slot is not None else None
+                pre = pre + self.adapters[i](x, mixture=mixture, slot=slot, slot_params=params)
             x = self.activation(pre)
         return x
 

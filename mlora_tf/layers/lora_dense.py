@@ -174,22 +174,29 @@ class LowRankAdapter(keras.layers.Layer):
         c[slot] = True
         return [a, b, c]
 
-    def call(self, x, mixture=None, slot=None):
+    def slot_parameters(self, slot):
+        """Slot `slot`'s factors as tensors: `A_s` `(input_dim, r)` and `[B_s; c_s]`
+        `(r + 1, units)` (the slot bias as the last row)."""
+        r = self.rank
+        slot = ops.cast(slot, "int32")
+        start = slot * r
+        a = ops.slice(self.adapter_kernel_a, [0, start], [self.input_dim, r])
+        b = ops.slice(self.adapter_kernel_b, [start, 0], [r, self.units])
+        bias = ops.slice(self.adapter_bias, [slot, 0], [1, self.units])
+        return a, ops.concatenate([b, bias], axis=0)
+
+    def call(self, x, mixture=None, slot=None, slot_params=None):
         """`mixture`: per-row weights; or `slot`: a scalar, every row uses that slot
         with weight one (one slot's arithmetic instead of all: the fast path for
-        domain-homogeneous batches, equal to `mixture = one_hot(slot)`)."""
+        domain-homogeneous batches, equal to `mixture = one_hot(slot)`);
+        `slot_params`: that slot's `slot_parameters(slot)`, when already at hand."""
         if slot is not None:
             # [x A_s, 1] @ [B_s; c_s]: the slot bias rides in the second matmul (no
             # separate full-width addition, and its gradient is part of B's).
-            r = self.rank
-            slot = ops.cast(slot, "int32")
-            start = slot * r
-            a = ops.slice(self.adapter_kernel_a, [0, start], [self.input_dim, r])
-            b = ops.slice(self.adapter_kernel_b, [start, 0], [r, self.units])
-            bias = ops.slice(self.adapter_bias, [slot, 0], [1, self.units])
+            a, b = slot_params if slot_params is not None else self.slot_parameters(slot)
             low = ops.matmul(x, a)
             ones = tf.ones(tf.concat([tf.shape(low)[:-1], [1]], 0), dtype=low.dtype)  # no gradient path
-            return ops.matmul(ops.concatenate([low, ones], axis=-1), ops.concatenate([b, bias], axis=0))
+            return ops.matmul(ops.concatenate([low, ones], axis=-1), b)
         mixture = ops.cast(mixture, x.dtype)
         low = ops.matmul(x, self.adapter_kernel_a)
         low = low * (ops.repeat(mixture, self.rank, axis=1) if self.rank > 1 else mixture)
@@ -337,9 +344,10 @@ class LoRADense(keras.layers.Layer):
         """`((x @ A) * repeat(w, r)) @ B + w @ c`, shape `(batch_size, units)`."""
         return self.adapter(x, mixture=mixture)
 
-    def call(self, inputs, training=None, slot=None):
+    def call(self, inputs, training=None, slot=None, slot_params=None):
         """Args: inputs `[x, w]` or `x`; `slot`: optional scalar, every row uses that
-        slot with weight one (then `w` is ignored)."""
+        slot with weight one (then `w` is ignored); `slot_params`: optional, the
+        adapter's `slot_parameters(slot)` when already at hand."""
         if isinstance(inputs, (list, tuple)):
             x, mixture = inputs
         else:
@@ -351,7 +359,7 @@ class LoRADense(keras.layers.Layer):
         if self.dropout_layer is not None:
             shared = self.dropout_layer(shared, training=training)
         if slot is not None or mixture is not None:
-            shared = self.adapter(x, mixture=mixture, slot=slot) + shared
+            shared = self.adapter(x, mixture=mixture, slot=slot, slot_params=slot_params) + shared
         return self.activation(shared)
 
     def compute_output_shape(self, input_shape):

@@ -1,10 +1,15 @@
 """The factory: feature inputs, embeddings and the dense stack, handed to a backbone.
 
-`build_model(model_config, data_spec)` returns a functional Keras model with inputs
-`uid`, `pid`, `domain` (int64, shape `(batch_size,)`) and outputs
-`{"logit": (batch_size,), "probability": (batch_size,)}`. The backbone only sees a
-`BackboneInputs`: its embeddings and a dense stack it calls as `inputs.deep(x)`, the
-same call whatever the adapter mode.
+`build_model(model_config, data_spec)` returns a functional Keras model with one int64
+input of shape `(batch_size,)` per sparse feature of the data (`DataSpec.features`:
+`uid`, `pid`, `domain`, then a dataset's further features, e.g. a CSV's extra columns)
+and outputs `{"logit": (batch_size,), "probability": (batch_size,)}`. Every feature
+gets one embedding table (and, for the backbones with a wide part, one linear table).
+The backbone only sees a `BackboneInputs`: its embeddings and a dense stack it calls as
+`inputs.deep(x)`, the same call whatever the adapter mode.
+
+With the default features (`uid, pid, domain`) the model, its layers and its variable
+names are exactly those of the three-feature factory.
 """
 
 from __future__ import annotations
@@ -22,21 +27,69 @@ from mlora_tf.models.profiles import VariantProfile, get_profile
 from mlora_tf.models.registry import BackboneSpec, get_backbone
 
 FEATURES = ("uid", "pid", "domain")
+"""The sparse features every model takes, in this order, before any further ones."""
 ADAPTER_MODES = {"none": "plain", "mlora": "mlora", "moe": "moe"}
 DENSE_STACK_NAME = "dense_stack"
+_TABLE_NAMES = {"uid": "user_emb", "pid": "item_emb", "domain": "domain_emb"}
+
+
+def table_name(feature: str) -> str:
+    """The embedding layer of `feature`: `user_emb`, `item_emb`, `domain_emb` for the
+    three standard features, `emb_<feature>` for any further one."""
+    return _TABLE_NAMES.get(feature, f"emb_{feature}")
+
+
+def ordered_features(features) -> tuple[str, ...]:
+    """`uid, pid, domain`, then the other names of `features` in their order.
+
+    Raises:
+        ValueError: a name is not a non-empty string, repeats, or one of the three is
+            missing.
+    """
+    features = tuple(features)
+    if not all(isinstance(f, str) and f for f in features):
+        raise ValueError(f"Feature names must be non-empty strings. Received: features={list(features)}")
+    repeated = sorted({f for f in features if features.count(f) > 1})
+    if repeated:
+        raise ValueError(f"Feature names must be unique. Received: {repeated} repeated in {list(features)}")
+    missing = [f for f in FEATURES if f not in features]
+    if missing:
+        raise ValueError(f"The features must include {list(FEATURES)}. Received: features={list(features)}")
+    return FEATURES + tuple(f for f in features if f not in FEATURES)
 
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
-    """What the model needs to know about the data: vocabularies, domains and, for
-    Taobao, the pretrained uid/pid embedding matrices (`{"uid": (n_uid, d), ...}`)."""
+    """What the model needs to know about the data.
+
+    Attributes:
+        vocab_sizes: feature -> rows of its tables (ids lie in `[0, size)`).
+        n_domains: number of domains.
+        pretrained: for Taobao, the pretrained uid/pid embedding matrices
+            (`{"uid": (n_uid, d), ...}`), else None.
+        features: the sparse features the model takes, one input and one embedding
+            table each. Default `("uid", "pid", "domain")`; any further ones (a
+            dataset's extra columns) follow these three, in their order (the
+            constructor puts the three first).
+    """
 
     vocab_sizes: dict
     n_domains: int
     pretrained: dict | None = dataclasses.field(default=None, compare=False)
+    features: tuple = FEATURES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", ordered_features(self.features))
+
+    @property
+    def extra_features(self) -> tuple[str, ...]:
+        """The features after `uid, pid, domain`."""
+        return self.features[len(FEATURES):]
 
     @classmethod
     def from_dataset(cls, dataset) -> "DataSpec":
+        """The spec of a `MultiDomainDataset`: its vocabularies, domains and sparse
+        `features` (`uid, pid, domain` for every dataset without further ones)."""
         from mlora_tf.data.prepared import get_extras
 
         extras = get_extras(dataset)
@@ -45,7 +98,12 @@ class DataSpec:
             if "user_emb" in extras and "item_emb" in extras
             else None
         )
-        return cls(vocab_sizes=dict(dataset.vocab_sizes), n_domains=int(dataset.n_domains), pretrained=pretrained)
+        return cls(
+            vocab_sizes=dict(dataset.vocab_sizes),
+            n_domains=int(dataset.n_domains),
+            pretrained=pretrained,
+            features=tuple(getattr(dataset, "features", FEATURES)),
+        )
 
 
 class BackboneInputs:
@@ -53,15 +111,18 @@ class BackboneInputs:
 
     Attributes:
         ids: the raw integer inputs, name -> `(batch_size,)`.
-        embeddings: one `(batch_size, d)` tensor per feature, in `FEATURES` order.
+        embeddings: one `(batch_size, d)` tensor per feature, in `features` order.
+        features: the sparse feature names (`uid, pid, domain`, then any others).
         domain: the domain ids `(batch_size,)`.
         config: the `ModelConfig`.
         profile: the `VariantProfile` (initializers) of this variant.
     """
 
-    def __init__(self, ids, embeddings, config, profile, dense_stack, vocab_sizes, n_domains, frozen=()):
+    def __init__(self, ids, embeddings, config, profile, dense_stack, vocab_sizes, n_domains, frozen=(),
+                 features=FEATURES):
         self.ids = ids
         self.embeddings = embeddings
+        self.features = tuple(features)
         self.domain = ids["domain"]
         self.config = config
         self.profile = profile
@@ -94,10 +155,10 @@ class BackboneInputs:
         A feature with frozen pretrained embeddings keeps its linear weights frozen at
         zero too (they inherit the table's trainable flag, as in the original)."""
         layer = LinearLogit(
-            [self._vocab_sizes[f] for f in FEATURES], l2=self.config.l2_reg_linear,
-            trainable_tables=[f not in self._frozen for f in FEATURES], name="linear_logit",
+            [self._vocab_sizes[f] for f in self.features], l2=self.config.l2_reg_linear,
+            trainable_tables=[f not in self._frozen for f in self.features], name="linear_logit",
         )
-        return layer([self.ids[f] for f in FEATURES])
+        return layer([self.ids[f] for f in self.features])
 
     def logit_head(self, x, name="logit_head", use_bias=False):
         """`Dense(1)` without bias (DeepCTR's logit heads), `(batch_size, 1)`."""
@@ -153,9 +214,19 @@ def make_dense_stack(
 def build_model(config: ModelConfig, data: DataSpec) -> keras.Model:
     """Build the Keras model for `config` on data described by `data`.
 
+    One int64 input `(batch_size,)` and one embedding table per feature of
+    `data.features`. The tables of `uid`, `pid`, `domain` (`user_emb`, `item_emb`,
+    `domain_emb`) take `user_dim`, `item_dim`, `domain_dim`; a further feature's table
+    (`emb_<feature>`) takes `item_dim`, the backbone's embedding size unless set (e.g.
+    by `--embedding_dim`), so field-stacking backbones see equal sizes.
+
     Returns:
-        A functional `keras.Model` with inputs `uid`, `pid`, `domain` and outputs
-        `{"logit", "probability"}`, both `(batch_size,)`.
+        A functional `keras.Model` with one input per feature (named after it) and
+        outputs `{"logit", "probability"}`, both `(batch_size,)`.
+
+    Raises:
+        ValueError: a feature without a vocabulary size, or a feature name that is
+            also the name of one of the model's layers.
     """
     spec, profile, mode, lora_reduce = resolve(config)
     if config.num_experts is not None and config.num_experts >= 1:
@@ -166,12 +237,13 @@ def build_model(config: ModelConfig, data: DataSpec) -> keras.Model:
                 f"Received: num_experts={config.num_experts}"
             )
         config.experts_per_domain = config.num_experts // data.n_domains
-    missing = [f for f in FEATURES if f not in data.vocab_sizes]
+    features = data.features
+    missing = [f for f in features if f not in data.vocab_sizes]
     if missing:
         raise ValueError(f"DataSpec.vocab_sizes lacks {missing}. Received: {sorted(data.vocab_sizes)}")
-    ids = {f: keras.Input(shape=(), dtype="int64", name=f) for f in FEATURES}
+    ids = {f: keras.Input(shape=(), dtype="int64", name=f) for f in features}
     dims = {"uid": config.user_dim, "pid": config.item_dim, "domain": config.domain_dim}
-    table_names = {"uid": "user_emb", "pid": "item_emb", "domain": "domain_emb"}
+    dims.update({f: config.item_dim for f in data.extra_features})
     l2 = keras.regularizers.L2(config.l2_reg_embedding) if profile.embedding_l2 and config.l2_reg_embedding else None
     pretrained = data.pretrained if (data.pretrained and config.load_pretrain_emb) else {}
     for f, matrix in pretrained.items():
@@ -179,10 +251,10 @@ def build_model(config: ModelConfig, data: DataSpec) -> keras.Model:
             logging.info("%s embedding size %d follows the pretrained vectors (was %d).", f, matrix.shape[1], dims[f])
             dims[f] = int(matrix.shape[1])
     embeddings, tables = [], {}
-    for f in FEATURES:
+    for f in features:
         init = profile.initializer("domain_embedding" if f == "domain" else "id_embedding")
         tables[f] = keras.layers.Embedding(
-            data.vocab_sizes[f], dims[f], embeddings_initializer=init, embeddings_regularizer=l2, name=table_names[f]
+            data.vocab_sizes[f], dims[f], embeddings_initializer=init, embeddings_regularizer=l2, name=table_name(f)
         )
         embeddings.append(tables[f](ids[f]))
     for f, matrix in pretrained.items():
@@ -196,14 +268,24 @@ def build_model(config: ModelConfig, data: DataSpec) -> keras.Model:
         tables[f].trainable = bool(config.emb_trainable)
     frozen = [] if config.emb_trainable else list(pretrained)
     dense_stack = make_dense_stack(config, profile, mode, lora_reduce, data.n_domains, spec.topology)
-    inputs = BackboneInputs(ids, embeddings, config, profile, dense_stack, data.vocab_sizes, data.n_domains, frozen)
+    inputs = BackboneInputs(
+        ids, embeddings, config, profile, dense_stack, data.vocab_sizes, data.n_domains, frozen, features
+    )
     logit = spec.build(inputs)
     logit = GlobalBias(name="global_bias")(logit)
     logit = keras.layers.Reshape((), name="logit")(logit)
     probability = keras.layers.Activation("sigmoid", name="probability")(logit)
-    return keras.Model(
-        inputs=ids, outputs={"logit": logit, "probability": probability}, name=f"{config.name}_{config.adapter}"
-    )
+    try:
+        return keras.Model(
+            inputs=ids, outputs={"logit": logit, "probability": probability}, name=f"{config.name}_{config.adapter}"
+        )
+    except ValueError as error:
+        if not data.extra_features or "is used" not in str(error):
+            raise
+        raise ValueError(
+            f"A feature name is also the name of a layer of model {config.name!r}: rename the feature "
+            f"(its data column). Received: features={list(data.extra_features)} ({error})"
+        ) from None
 
 
 def dense_stack_of(model: keras.Model) -> AdaptedDNN:

@@ -38,7 +38,8 @@ from tensorflow.core.framework import summary_pb2
 
 from mlora_tf.config import TrainConfig
 from mlora_tf.io import atomic_write_bytes, atomic_write_json
-from mlora_tf.models.builder import FEATURES, count_params, dense_stack_of, variable_groups
+from mlora_tf.models.builder import count_params, dense_stack_of, ordered_features, variable_groups
+from mlora_tf.models.mdmt_parts import input_names
 from mlora_tf.training.distribute import is_default_strategy, per_replica_batch_size
 from mlora_tf.training.optimizers import FusedAdam
 from mlora_tf.training.metrics import AUC_FUNCTIONS, domain_metrics, plain_mean
@@ -183,8 +184,10 @@ class Trainer:
     """Trains a model built by `mlora_tf.models.build_model` on a `MultiDomainDataset`.
 
     Args:
-        model: the Keras model (outputs `logit` and `probability`).
-        dataset: a `MultiDomainDataset` (canonical splits in memory).
+        model: the Keras model (outputs `logit` and `probability`); one int64 input per
+            sparse feature (`uid, pid, domain` and any further ones).
+        dataset: a `MultiDomainDataset` (canonical splits in memory) with a column per
+            model input and a `label`.
         config: `TrainConfig`.
         tensorboard_dir: optional folder for TensorBoard scalars.
         strategy: optional `tf.distribute.Strategy`; `model` must have been built under
@@ -213,6 +216,21 @@ class Trainer:
             )
         if config.batch_size < 1:
             raise ValueError(f"`batch_size` must be positive. Received: batch_size={config.batch_size}")
+        # The sparse features the model takes (`uid, pid, domain`, then any further
+        # ones): every pass and prediction feeds exactly these columns.
+        self.features = ordered_features(input_names(model))
+        missing = [f for f in self.features if f not in dataset.splits["train"]]
+        if missing:
+            raise ValueError(
+                f"Dataset '{dataset.name}' lacks the model input(s) {missing}. "
+                f"Received: columns {sorted(dataset.splits['train'])}"
+            )
+        if "label" not in dataset.splits["train"]:
+            raise ValueError(
+                f"Dataset '{dataset.name}' has the labels {list(getattr(dataset, 'labels', ()))}, not one `label`: "
+                "train a multi-task model on it (mlora-train --task_set=...), or a single-task model on "
+                "`dataset.select_task(name)`."
+            )
         self.groups = variable_groups(model)
         self.rng = np.random.default_rng(config.seed)
         self.writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
@@ -245,7 +263,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- data
     def _domain_tensors(self, split: str, domain: int | None):
-        """In-memory tensors of one domain (or all rows when `domain` is None)."""
+        """In-memory tensors of one domain (or all rows when `domain` is None): one
+        int64 `(rows,)` tensor per feature of `self.features`, then the float32 label."""
         key = (split, domain)
         if key not in self._tensors:
             rows = self.dataset.splits[split] if domain is None else self.dataset.domain_slice(split, domain)
@@ -254,9 +273,17 @@ class Trainer:
                 # per batch (`_single_domain`): they must really be.
                 raise ValueError(f"The {split!r} rows of domain {domain} hold other domains' rows.")
             self._tensors[key] = tuple(
-                tf.constant(np.asarray(rows[f], dtype=np.int64)) for f in FEATURES
+                tf.constant(np.asarray(rows[f], dtype=np.int64)) for f in self.features
             ) + (tf.constant(np.asarray(rows["label"], dtype=np.float32)),)
         return self._tensors[key]
+
+    def _specs(self, label: bool = True) -> list:
+        """The input signature of a pass over `_domain_tensors`' tensors."""
+        return [_ID_SPEC] * len(self.features) + ([_LABEL_SPEC] if label else [])
+
+    def _model_inputs(self, features) -> dict:
+        """The model's input dict from one tensor per feature of `self.features`."""
+        return dict(zip(self.features, features))
 
     # --------------------------------------------------------------- phases
     def param_counts(self) -> dict:
@@ -297,11 +324,11 @@ class Trainer:
         per-batch domain test, mixed ones with the per-row mixture)."""
         passes = {}
 
-        def train_pass(uid, pid, domain, label):
+        def train_pass(*tensors):
             one_domain = not self.config.mixed_batches
             if one_domain not in passes:
                 passes[one_domain] = make(one_domain)
-            return passes[one_domain](uid, pid, domain, label)
+            return passes[one_domain](*tensors)
 
         return train_pass
 
@@ -321,6 +348,13 @@ class Trainer:
         the dense stack routes a batch by its first row, with no per-batch test."""
         return dense_stack_of(self.model).single_domain_batches(enabled)
 
+    def _shared_slots(self, enabled: bool):
+        """Around one batch's row groups (one domain, unchanged weights): they share
+        the dense stack's slot and sliced adapter parameters."""
+        if not enabled:
+            return contextlib.nullcontext()
+        return dense_stack_of(self.model).shared_slot_parameters()
+
     def _make_train_pass(self, one_domain: bool = True):
         """The one-device training pass; `one_domain`: every batch holds one domain."""
         optimizer, variables = self.optimizer, self.train_variables
@@ -333,9 +367,10 @@ class Trainer:
         l2 = [_l2_factor(v) for v in variables]
         others = [v for v, f in zip(variables, l2) if f is None and v.regularizer is not None]
 
-        def step(uid, pid, domain, label):
+        def step(*batch):
             with tf.GradientTape() as tape, self._single_domain(one_domain):
-                loss = self._batch_loss(uid, pid, domain, label, parts)
+                with self._shared_slots(one_domain and parts > 1):
+                    loss = self._batch_loss(*batch, parts=parts)
                 total = loss + tf.add_n([v.regularizer(v) for v in others]) if others else loss
             gradients = tape.gradient(total, variables)
             gradients = [
@@ -345,24 +380,28 @@ class Trainer:
             optimizer.apply(gradients, variables)
             return loss
 
-        @tf.function(input_signature=[_ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC])
-        def train_pass(uid, pid, domain, label):
-            n = tf.shape(label)[0]
+        @tf.function(input_signature=self._specs())
+        def train_pass(*tensors):
+            # `tensors`: one id tensor per feature, then the labels.
+            n = tf.shape(tensors[-1])[0]
             order = tf.random.shuffle(tf.range(n))
             # The pass's rows in shuffled order, gathered once: batch i is rows
             # order[i * batch_size : (i + 1) * batch_size], a contiguous slice.
-            uid, pid, domain, label = (tf.gather(t, order) for t in (uid, pid, domain, label))
+            tensors = [tf.gather(t, order) for t in tensors]
             steps = (n + batch_size - 1) // batch_size
             loss_sum = tf.constant(0.0)
             for i in tf.range(steps):
                 start, end = i * batch_size, tf.minimum((i + 1) * batch_size, n)
-                loss_sum += step(uid[start:end], pid[start:end], domain[start:end], label[start:end])
+                loss_sum += step(*(t[start:end] for t in tensors))
             return loss_sum, steps
 
         return train_pass
 
-    def _batch_loss(self, uid, pid, domain, label, parts: int = 1):
+    def _batch_loss(self, *tensors, parts: int = 1):
         """The training loss of a batch: the mean per-row binary cross-entropy.
+
+        `tensors`: one `(batch_size,)` id tensor per feature of `self.features`
+        (`uid, pid, domain`, then any further ones), then the `(batch_size,)` labels.
 
         With `parts > 1` the rows are split into `parts` groups, each run through the
         model on its own (independent subgraphs for the executor to run side by side),
@@ -371,8 +410,9 @@ class Trainer:
         no row of its own (a batch of fewer than `parts` rows) scores the batch's last
         row with weight 0, so that no group is empty.
         """
+        features, label = tensors[:-1], tensors[-1]
         if parts == 1:
-            logit = self.model({"uid": uid, "pid": pid, "domain": domain}, training=True)["logit"]
+            logit = self.model(self._model_inputs(features), training=True)["logit"]
             return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit))
         n = tf.shape(label)[0]
         sums = []
@@ -380,9 +420,7 @@ class Trainer:
             lo, hi = (j * n) // parts, ((j + 1) * n) // parts
             start = tf.minimum(lo, n - 1)
             end = tf.maximum(hi, start + 1)
-            logit = self.model(
-                {"uid": uid[start:end], "pid": pid[start:end], "domain": domain[start:end]}, training=True
-            )["logit"]
+            logit = self.model(self._model_inputs(f[start:end] for f in features), training=True)["logit"]
             per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=label[start:end], logits=logit)
             rows = tf.range(start, end)
             own = tf.cast(tf.logical_and(rows >= lo, rows < hi), per_row.dtype)
@@ -420,12 +458,14 @@ class Trainer:
             # Sync-on-read: each replica adds its share locally; reading sums them.
             loss_total = keras.metrics.Sum(name="train_loss_total")
 
-        def replica_step(slot, uid, pid, domain, label, order, start, end):
+        def replica_step(slot, order, start, end, *tensors):
+            # `tensors`: one id tensor per feature, then the labels (the whole pass).
             with tf.device("/cpu:0"):  # the rows stay in host memory; only the share moves
                 rows = order[tf.minimum(start + slot[0], end) : tf.minimum(start + slot[1], end)]
-                uid, pid, domain, label = (tf.gather(t, rows) for t in (uid, pid, domain, label))
+                tensors = [tf.gather(t, rows) for t in tensors]
+            features, label = tensors[:-1], tensors[-1]
             with tf.GradientTape() as tape, self._single_domain(one_domain):
-                logit = model({"uid": uid, "pid": pid, "domain": domain}, training=True)["logit"]
+                logit = model(self._model_inputs(features), training=True)["logit"]
                 per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit)
                 loss = tf.nn.compute_average_loss(per_row, global_batch_size=end - start)
                 total = loss + tf.add_n([v.regularizer(v) for v in others]) / replicas if others else loss
@@ -437,29 +477,29 @@ class Trainer:
             optimizer.apply(gradients, variables)
             loss_total.update_state(loss)
 
-        @tf.function(input_signature=[_ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC])
-        def shuffled_order(uid, pid, domain, label):
+        @tf.function(input_signature=self._specs())
+        def shuffled_order(*tensors):
             # The very ops that open the one-device pass, in the same order and with the
             # same signature: under a global seed the shuffle gets the same op seed, so
             # both paths draw the same permutations.
-            n = tf.shape(label)[0]
+            n = tf.shape(tensors[-1])[0]
             return tf.random.shuffle(tf.range(n))
 
         slot_spec = tf.type_spec_from_value(slots)
 
-        @tf.function(input_signature=[slot_spec, _ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC, _ORDER_SPEC])
-        def run_batches(slots, uid, pid, domain, label, order):
+        @tf.function(input_signature=[slot_spec, _ORDER_SPEC] + self._specs())
+        def run_batches(slots, order, *tensors):
             loss_total.reset_state()
-            n = tf.shape(label)[0]
+            n = tf.shape(tensors[-1])[0]
             steps = (n + batch_size - 1) // batch_size
             for step in tf.range(steps):
                 start = step * batch_size
                 end = tf.minimum(start + batch_size, n)
-                strategy.run(replica_step, args=(next(slots), uid, pid, domain, label, order, start, end))
+                strategy.run(replica_step, args=(next(slots), order, start, end, *tensors))
             return loss_total.result(), steps
 
-        def train_pass(uid, pid, domain, label):
-            return run_batches(slots, uid, pid, domain, label, shuffled_order(uid, pid, domain, label))
+        def train_pass(*tensors):
+            return run_batches(slots, shuffled_order(*tensors), *tensors)
 
         return train_pass
 
@@ -504,11 +544,11 @@ class Trainer:
     def _make_predict(self):
         model = self.model
 
-        @tf.function(input_signature=[_ID_SPEC, _ID_SPEC, _ID_SPEC])
-        def predict(uid, pid, domain):
+        @tf.function(input_signature=self._specs(label=False))
+        def predict(*features):
             # `predict_split` scores one domain's rows at a time.
             with self._single_domain():
-                return model({"uid": uid, "pid": pid, "domain": domain}, training=False)["probability"]
+                return model(self._model_inputs(features), training=False)["probability"]
 
         return predict
 
@@ -520,12 +560,9 @@ class Trainer:
         labels, probs = [], []
         chunk = self.config.eval_batch_size
         for d in range(self.dataset.n_domains):
-            uid, pid, domain, label = self._domain_tensors(split, d)
+            *features, label = self._domain_tensors(split, d)
             n = int(label.shape[0])
-            out = [
-                self._predict(uid[i : i + chunk], pid[i : i + chunk], domain[i : i + chunk]).numpy()
-                for i in range(0, n, chunk)
-            ]
+            out = [self._predict(*(f[i : i + chunk] for f in features)).numpy() for i in range(0, n, chunk)]
             probs.append(np.concatenate(out) if out else np.zeros((0,), np.float32))
             labels.append(label.numpy())
         return labels, probs
@@ -548,10 +585,11 @@ class Trainer:
             order = self.rng.permutation(domains)
             passes = [self._domain_tensors("train", int(d)) for d in order]
         loss_sum, steps, examples = 0.0, 0, 0
-        for uid, pid, domain, label in passes:
+        for tensors in passes:
+            label = tensors[-1]
             if int(label.shape[0]) == 0:
                 continue
-            s, k = self._train_pass(uid, pid, domain, label)
+            s, k = self._train_pass(*tensors)
             loss_sum += float(s)
             steps += int(k)
             examples += int(label.shape[0])
@@ -561,7 +599,7 @@ class Trainer:
         key = ("train-mixed", tuple(domains))
         if key not in self._tensors:
             parts = [self._domain_tensors("train", d) for d in domains]
-            self._tensors[key] = tuple(tf.concat([p[i] for p in parts], 0) for i in range(4))
+            self._tensors[key] = tuple(tf.concat([p[i] for p in parts], 0) for i in range(len(self.features) + 1))
         return self._tensors[key]
 
     @property

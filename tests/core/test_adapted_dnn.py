@@ -1,3 +1,5 @@
+import contextlib
+
 import keras
 import numpy as np
 import pytest
@@ -169,3 +171,31 @@ def test_single_domain_batches_context_nests():
     with stack.single_domain_batches(enabled=False):
         assert not stack._single_domain
     assert not stack._single_domain
+
+
+def test_shared_slot_parameters_slice_once_per_context():
+    import tensorflow as tf
+
+    stack = _stack()
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(6, 6)).astype("float32")
+    d = np.full(6, 2)
+    alone = stack([x, d]).numpy()
+    spec = [tf.TensorSpec([None, 6], tf.float32), tf.TensorSpec([None], tf.int64)]
+
+    def calls(share, count):
+        def fn(x, d):
+            with stack.single_domain_batches(), (stack.shared_slot_parameters() if share else contextlib.nullcontext()):
+                cut = tf.shape(x)[0] // 2
+                parts = [(x[:cut], d[:cut]), (x[cut:], d[cut:])] if count == 2 else [(x, d)]
+                return tf.concat([stack([px, pd]) for px, pd in parts], 0)
+
+        return tf.function(fn).get_concrete_function(*spec)
+
+    def slices(concrete):
+        return sum(op.type == "Slice" for op in concrete.graph.get_operations())
+
+    once, shared, apart = calls(False, 1), calls(True, 2), calls(False, 2)
+    assert slices(shared) == slices(once) > 0 and slices(apart) == 2 * slices(once)
+    np.testing.assert_allclose(shared(tf.constant(x), tf.constant(d)).numpy(), alone, rtol=1e-5, atol=1e-6)
+    assert stack._slot_cache is None  # the context's cache ends with it

@@ -136,13 +136,14 @@ from mlora_tf.run import train_run
 import mlora_tf.training.trainer as T
 cfg = RunConfig(data=DataConfig(options={"n_rows": 3000, "n_users": 200, "n_items": 100, "n_domains": 2}),
                 model=ModelConfig(name="wdl", adapter="moe", hidden_units=(16, 8)), train=TrainConfig(max_epochs=1))
-if sys.argv[2] == "slow":  # pause after each phase so the test can kill the process between phases
+if sys.argv[2] == "slow":  # pause after the second phase so the test kills the process between phases
     import time
     real = T.PhaseCheckpoint.save
     def save(self, trainer, results):
         real(self, trainer, results)
         print("SAVED", len(results), flush=True)
-        time.sleep(30)
+        if len(results) == 2:
+            time.sleep(60)
     T.PhaseCheckpoint.save = save
 train_run(cfg, output_dir=sys.argv[1])
 print("DONE", flush=True)

@@ -214,15 +214,16 @@ def test_batch_parts_give_the_whole_batch_loss_and_gradients(rows, parts):
         w.assign(np.random.default_rng(0).normal(size=w.shape).astype("float32") * 0.1)
     batch = _batch(data, rows)
     results = []
-    for k in (1, parts):
-        with tf.GradientTape() as tape, trainer._single_domain():
+    for k, shared in ((1, False), (parts, False), (parts, True)):
+        with tf.GradientTape() as tape, trainer._single_domain(), trainer._shared_slots(shared):
             loss = trainer._batch_loss(*batch, parts=k)
         grads = tape.gradient(loss, model.trainable_variables)
         results.append((loss.numpy(), [tf.convert_to_tensor(g).numpy() for g in grads]))
-    (whole, whole_grads), (split, split_grads) = results
-    np.testing.assert_allclose(split, whole, rtol=1e-6)
-    for a, b in zip(split_grads, whole_grads):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+    whole, whole_grads = results[0]
+    for split, split_grads in results[1:]:  # the groups' own slices, or shared ones
+        np.testing.assert_allclose(split, whole, rtol=1e-6)
+        for a, b in zip(split_grads, whole_grads):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
 def test_default_batch_parts(monkeypatch):

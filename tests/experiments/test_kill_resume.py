@@ -11,7 +11,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DRIVER = os.path.join(ROOT, "experiments", "reproduce_table2.py")
 ARGS = ["--dataset=synthetic", "--data_options=n_rows=2000,n_users=150,n_items=80", "--max_epochs=2", "--noplot",
-        "--models=mlp,wdl"]
+        "--models=mlp"]
 
 
 def _cmd(results):
@@ -27,7 +27,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_table(tmp_path):
     kills = 0
     for _ in range(3):
         proc = subprocess.Popen(_cmd(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        time.sleep(rng.uniform(4.0, 20.0))
+        time.sleep(rng.uniform(3.0, 10.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -38,4 +38,4 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_table(tmp_path):
     table = lambda folder: (folder / "synthetic" / "table2.md").read_text()  # noqa: E731
     assert table(killed) == table(tmp_path / "clean")
     lines = (killed / "synthetic" / "runs.jsonl").read_text().splitlines()
-    assert len(lines) == 4
+    assert len(lines) == 2

@@ -38,6 +38,42 @@ def _randomise(layer, rng):
 
 
 # --------------------------------------------------------------------------- #
+# The LayerNorm with a written-out gradient
+
+
+@pytest.mark.parametrize(
+    "x_shape, gamma_shape", [((64, 32), (32,)), ((64, 5, 16), (5, 16)), ((64, 2, 8), (1, 8))]
+)
+def test_layer_norm_values_and_gradients_match_autodiff_of_the_formula(x_shape, gamma_shape):
+    import tensorflow as tf
+
+    from mlora_tf.layers.m3oe import _utils
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(3.0, 2.0, size=x_shape).astype("float32"))
+    gamma = tf.constant(rng.normal(size=gamma_shape).astype("float32"))
+    beta = tf.constant(rng.normal(size=gamma_shape).astype("float32"))
+    weight = tf.constant(rng.normal(size=x_shape).astype("float32"))
+
+    def formula(x, gamma, beta):  # differentiated op by op
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+        variance = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
+        return (x - mean) * tf.math.rsqrt(variance + 1e-5) * gamma + beta
+
+    results = []
+    for fn in (formula, lambda x, g, b: _utils.layer_norm(x, g, b, 1e-5)):
+        with tf.GradientTape() as tape:
+            tape.watch([x, gamma, beta])
+            y = fn(x, gamma, beta)
+            loss = tf.reduce_sum(tf.nn.relu(y) * weight)
+        results.append([y] + tape.gradient(loss, [x, gamma, beta]))
+    np.testing.assert_allclose(results[1][0], _np_layer_norm(x.numpy(), gamma.numpy(), beta.numpy()), rtol=1e-5, atol=1e-5)
+    for expected, got in zip(results[0], results[1]):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- #
 # LNDense
 # --------------------------------------------------------------------------- #
 

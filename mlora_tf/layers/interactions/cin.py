@@ -162,24 +162,29 @@ class CIN(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: Any) -> Any:
+        # Embedding-coordinate-major layout: every (row, coordinate) pair is one row
+        # of a 2-D matrix, so the width-1 convolution is a single matmul and no
+        # batched einsum (with its transposes, forward and backward) is needed.
         num_fields = inputs.shape[1]
         embedding_dim = ops.shape(inputs)[2]
+        base = ops.reshape(ops.transpose(inputs, (0, 2, 1)), (-1, num_fields))  # (B*d, m)
         last = len(self.layer_size) - 1
-        hidden = inputs
+        hidden = base
         outputs = []
         for k, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-            previous = hidden.shape[1]
-            products = ops.einsum("bid,bjd->bijd", inputs, hidden)
-            products = ops.reshape(products, (-1, num_fields * previous, embedding_dim))
-            maps = ops.einsum("bfd,fh->bhd", products, kernel)
-            maps = self.activation(maps + ops.reshape(bias, (1, -1, 1)))
+            previous = hidden.shape[-1]
+            # Row i * previous + j of a coordinate's products: base field i times map j.
+            products = ops.reshape(
+                ops.expand_dims(base, 2) * ops.expand_dims(hidden, 1), (-1, num_fields * previous)
+            )
+            maps = self.activation(ops.matmul(products, kernel) + bias)  # (B*d, size)
             if self.split_half and k != last:
-                half = self.layer_size[k] // 2
-                hidden, direct = maps[:, :half, :], maps[:, half:, :]
+                hidden, direct = ops.split(maps, 2, axis=-1)
             else:
                 hidden, direct = maps, maps
             outputs.append(direct)
-        return ops.sum(ops.concatenate(outputs, axis=1), axis=-1)
+        maps = ops.concatenate(outputs, axis=-1) if len(outputs) > 1 else outputs[0]
+        return ops.sum(ops.reshape(maps, (-1, embedding_dim, maps.shape[-1])), axis=1)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
         _, direct = self._widths()

@@ -131,28 +131,29 @@ class InteractingLayer(keras.layers.Layer):
             )
         self.built = True
 
-    def _split_heads(self, x: Any) -> Any:
-        # (B, F, H*a) -> (B, H, F, a); head h holds columns [h*a, (h+1)*a).
-        num_fields = ops.shape(x)[1]
-        x = ops.reshape(x, (-1, num_fields, self.head_num, self.att_embedding_size))
-        return ops.transpose(x, (0, 2, 1, 3))
-
     def call(self, inputs: Any) -> Any:
-        query = self._split_heads(ops.matmul(inputs, self.query_kernel))
-        key = self._split_heads(ops.matmul(inputs, self.key_kernel))
-        value = self._split_heads(ops.matmul(inputs, self.value_kernel))
-        scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
+        # The attention as broadcast products summed over the small axes: with a
+        # handful of fields, (F x a) by (a x F) batched matmuls per row and head
+        # cost more in per-matrix overhead (forward and backward) than these
+        # elementwise ops.
+        num_fields, input_dim = inputs.shape[1], inputs.shape[-1]
+        heads, size = self.head_num, self.att_embedding_size
+        rows = ops.reshape(inputs, (-1, input_dim))
+
+        def project(kernel):  # (B, F, H, a); head h holds columns [h*a, (h+1)*a)
+            return ops.reshape(ops.matmul(rows, kernel), (-1, num_fields, heads, size))
+
+        query, key, value = project(self.query_kernel), project(self.key_kernel), project(self.value_kernel)
+        # scores[b, i, j, h] = <Q_h[i], K_h[j]>; softmax over the key fields j.
+        scores = ops.sum(ops.expand_dims(query, 2) * ops.expand_dims(key, 1), axis=-1)
         if self.scaling:
-            scores = scores / math.sqrt(self.att_embedding_size)
-        weights = ops.softmax(scores, axis=-1)
-        heads = ops.matmul(weights, value)  # (B, H, F, a)
-        heads = ops.transpose(heads, (0, 2, 1, 3))
-        num_fields = ops.shape(heads)[1]
-        outputs = ops.reshape(
-            heads, (-1, num_fields, self.head_num * self.att_embedding_size)
-        )
+            scores = scores / math.sqrt(size)
+        weights = ops.softmax(scores, axis=2)
+        # outputs[b, i, h, :] = sum_j weights[b, i, j, h] V_h[j]
+        outputs = ops.sum(ops.expand_dims(weights, -1) * ops.expand_dims(value, 1), axis=2)
+        outputs = ops.reshape(outputs, (-1, num_fields, heads * size))
         if self.use_res:
-            outputs = outputs + ops.matmul(inputs, self.residual_kernel)
+            outputs = outputs + ops.reshape(ops.matmul(rows, self.residual_kernel), (-1, num_fields, heads * size))
         return ops.relu(outputs)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:

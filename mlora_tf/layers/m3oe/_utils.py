@@ -68,11 +68,47 @@ def check_epsilon(epsilon: Any) -> float:
     return float(epsilon)
 
 
+def _sum_to_shape(t, shape):
+    """Sums `t` over the axes along which a tensor of static `shape` was broadcast to it."""
+    rank = len(shape)
+    if len(t.shape) > rank:
+        t = tf.reduce_sum(t, axis=list(range(len(t.shape) - rank)))
+    axes = [i for i, size in enumerate(shape) if size == 1 and t.shape[i] != 1]
+    return tf.reduce_sum(t, axis=axes, keepdims=True) if axes else t
+
+
 def layer_norm(x, gamma, beta, epsilon: float):
-    """LayerNorm over the last axis with biased variance (as torch), gain and bias."""
-    mean = ops.mean(x, axis=-1, keepdims=True)
-    variance = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
-    return (x - mean) * ops.rsqrt(variance + epsilon) * gamma + beta
+    """LayerNorm over the last axis with biased variance (as torch), gain and bias.
+
+    `y = x_hat * gamma + beta`, `x_hat = (x - mean) / sqrt(variance + epsilon)`, with
+    `gamma` and `beta` broadcastable to `x`. The gradient is written out
+    (`dx = r (g - mean(g) - x_hat mean(g x_hat))`, `g = dy gamma`, `r` the reciprocal
+    standard deviation) instead of differentiating the forward ops one by one: the
+    same values up to float rounding, in about half the passes over `x` (M3oE's
+    LayerNorms run on `(40960, 256)` batches).
+    """
+    gamma, beta = tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta)
+    gamma_shape, beta_shape = tuple(gamma.shape), tuple(beta.shape)
+
+    @tf.custom_gradient
+    def normalize(x, gamma, beta):
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+        centered = x - mean
+        rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True) + epsilon)
+        x_hat = centered * rstd
+
+        def grad(dy):
+            g = dy * gamma
+            dx = rstd * (
+                g
+                - tf.reduce_mean(g, axis=-1, keepdims=True)
+                - x_hat * tf.reduce_mean(g * x_hat, axis=-1, keepdims=True)
+            )
+            return dx, _sum_to_shape(dy * x_hat, gamma_shape), _sum_to_shape(dy, beta_shape)
+
+        return x_hat * gamma + beta, grad
+
+    return normalize(tf.convert_to_tensor(x), gamma, beta)
 
 
 def domain_one_hot(domain, n_domains: int, dtype):

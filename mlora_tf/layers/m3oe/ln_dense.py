@@ -95,7 +95,10 @@ class LNDense(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs: Any) -> Any:
-        return self.activation(self.layer_norm(self.dense(inputs)))
+        # The sub-layer holds gamma and beta; the normalisation is `_utils.layer_norm`
+        # (the same formula as Keras's, with a hand-written gradient).
+        norm = self.layer_norm
+        return self.activation(_utils.layer_norm(self.dense(inputs), norm.gamma, norm.beta, norm.epsilon))
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
         return (input_shape[0], self.units)
