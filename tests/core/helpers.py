@@ -31,3 +31,12 @@ def tiny_dataset(n_domains=2, rows=(600, 200, 200), n_users=50, n_items=40, seed
         splits=splits,
         info={},
     )
+
+
+def graph_op_types(concrete):
+    """Every op type of a concrete function's graph, its nested functions' included."""
+    graph_def = concrete.graph.as_graph_def()
+    types = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        types.update(node.op for node in function.node_def)
+    return types

@@ -3,6 +3,7 @@ import contextlib
 import keras
 import numpy as np
 import pytest
+from helpers import graph_op_types
 
 from mlora_tf.layers import AdaptedDNN
 
@@ -113,15 +114,6 @@ def test_dense_stack_in_functional_model_saves_and_reloads(tmp_path):
     np.testing.assert_allclose(reloaded.predict([x, d], verbose=0), model.predict([x, d], verbose=0), rtol=1e-6)
 
 
-def _op_types(concrete):
-    """Every op type of a concrete function's graph, its nested functions' included."""
-    graph_def = concrete.graph.as_graph_def()
-    types = {node.op for node in graph_def.node}
-    for function in graph_def.library.function:
-        types.update(node.op for node in function.node_def)
-    return types
-
-
 @pytest.mark.parametrize(
     "mode, topology", [("mlora", "dense"), ("mlora", "star"), ("plain", "star")], ids=lambda v: str(v)
 )
@@ -151,14 +143,14 @@ def test_single_domain_batches_trace_without_cond():
     stack = _stack()
     spec = [tf.TensorSpec([None, 6], tf.float32), tf.TensorSpec([None], tf.int64)]
     plain = tf.function(lambda x, d: stack([x, d], training=True)).get_concrete_function(*spec)
-    assert {"If", "StatelessIf"} & _op_types(plain)
+    assert {"If", "StatelessIf"} & graph_op_types(plain)
 
     def promised(x, d):
         with stack.single_domain_batches():
             return stack([x, d], training=True)
 
     traced = tf.function(promised).get_concrete_function(*spec)
-    assert not {"If", "StatelessIf"} & _op_types(traced)
+    assert not {"If", "StatelessIf"} & graph_op_types(traced)
     assert not stack._single_domain  # the promise ends with the context
 
 

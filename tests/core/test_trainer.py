@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers import tiny_dataset
+from helpers import graph_op_types, tiny_dataset
 from mlora_tf.config import ModelConfig, TrainConfig
 from mlora_tf.models import DataSpec, build_model, dense_stack_of, variable_groups
 from mlora_tf.training import Phase, Trainer, schedule_phases
@@ -121,14 +121,6 @@ def test_joint_training_learns_and_reports():
     assert variable_groups(trainer.model)["gate"] == []
 
 
-def _graph_op_types(concrete):
-    graph_def = concrete.graph.as_graph_def()
-    types = {node.op for node in graph_def.node}
-    for function in graph_def.library.function:
-        types.update(node.op for node in function.node_def)
-    return types
-
-
 def test_one_domain_pass_is_traced_without_cond_and_matches_the_per_row_pass():
     import keras
 
@@ -143,7 +135,7 @@ def test_one_domain_pass_is_traced_without_cond_and_matches_the_per_row_pass():
         phase = schedule_phases("joint", "mlora")[0]
         trainer._enter_phase(phase)
         train_pass = trainer._make_train_pass(one_domain)
-        conds = {"If", "StatelessIf"} & _graph_op_types(
+        conds = {"If", "StatelessIf"} & graph_op_types(
             train_pass.get_concrete_function(_ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC)
         )
         assert bool(conds) != one_domain  # the per-row pass keeps the stack's per-batch test
