@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from mlora_tf.config import RunConfig
+from mlora_tf.data import parquet
 from mlora_tf.data.dataset import SPLITS
 from mlora_tf.export.run_folder import RunFolder
 from mlora_tf.export.serving import is_export, load_export, read_export_metadata, serving_module
@@ -46,7 +47,7 @@ FEATURES = ("uid", "pid", "domain")
 LABEL = "label"
 COLUMNS = FEATURES + (LABEL,)
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".tsv")
-PARQUET_SUFFIXES = (".parquet", ".pq")
+PARQUET_SUFFIXES = parquet.SUFFIXES
 _MULTITASK_HINT = (
     "Its test metrics per (domain, task) are in the run's result.json (overall_auc, pair_auc); "
     "mlora-export serves it."
@@ -76,10 +77,7 @@ def read_interactions(path: str, required=COLUMNS, optional=()) -> dict:
         raise FileNotFoundError(f"No data file {path}.")
     lower = path.lower()
     if lower.endswith(PARQUET_SUFFIXES):
-        try:
-            frame = pd.read_parquet(path)
-        except ImportError as e:
-            raise ValueError(f"Reading {path} needs a parquet engine: pip install pyarrow ({e}).") from None
+        frame = parquet.read_parquet(path)
         first_row = 0  # parquet rows count from 0
     elif lower.endswith(CSV_SUFFIXES):
         try:

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from mlora_tf.data import csv_loader, load_dataset, split_sizes
+from mlora_tf.data import load_dataset, split_sizes
 from mlora_tf.data.prepared import get_extras
 
 SPLITS = ("train", "val", "test")
@@ -138,10 +138,3 @@ def test_bad_settings(tmp_path):
         load(tmp_path / "clicks.csv", features=["user", "site"])
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         load(tmp_path / "nope.csv")
-
-
-def test_parquet_without_pyarrow_says_so(tmp_path, monkeypatch):
-    (tmp_path / "clicks.parquet").write_bytes(b"PAR1")
-    monkeypatch.setattr(csv_loader, "parquet_engine_available", lambda: False)
-    with pytest.raises(ValueError, match="install pyarrow to read parquet"):
-        load(tmp_path / "clicks.parquet")

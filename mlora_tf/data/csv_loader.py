@@ -9,8 +9,10 @@ load_dataset("csv", path="clicks.csv", domain_column="site", label_column="click
 ```
 
 - **File:** `.csv` (header row, `delimiter` default `,`, UTF-8) or `.parquet` /
-  `.pq`. Parquet needs pandas' pyarrow (or fastparquet) engine, which is not a dependency
-  of this package: without it the loader says "install pyarrow to read parquet".
+  `.pq`. Parquet is read by pandas when pyarrow or fastparquet is installed, else by the
+  package's own reader (`mlora_tf.data.parquet`: flat columns; no, SNAPPY or GZIP
+  compression). Parquet rows are named by 1-based row number, and a null in a used
+  column is an error, as an empty CSV field is.
 - **Domains:** `domain_column` may hold values of any type. The distinct values are
   sorted (numerically if they are all numbers, else as text) and mapped to `0..D-1`;
   the map is `info["domain_map"]` (`mlora-prepare` prints it) and the values are the
@@ -25,8 +27,9 @@ load_dataset("csv", path="clicks.csv", domain_column="site", label_column="click
   quantile buckets over all rows (`pandas.qcut`, equal-count buckets; tied edges merged),
   giving ids `0..B-1`; the edges are `info["buckets"]`.
 - **Extra features** (categorical features after the second, and every numeric one) are
-  kept as int64 extra arrays `get_extras(ds)["<split>__<column>"]`, aligned with the
-  rows of each split. **The models do not use them yet**: that needs a model change.
+  sparse features of the dataset, named after their column (made an identifier), with
+  their own vocabulary: every model embeds them. They are also kept as the int64 arrays
+  `get_extras(ds)["<split>__<column>"]`, aligned with the rows of each split.
 - **Split:** per domain, stratified on the label, with the §1.3 splitter (60/20/20, seed
   123; `mlora_tf.data.split`), rows in file order; or, with `split_column`, as that
   column says (values `train`, `val`, `test`; every domain must have rows in all three).
@@ -38,7 +41,6 @@ load_dataset("csv", path="clicks.csv", domain_column="site", label_column="click
 from __future__ import annotations
 
 import csv
-import importlib.util
 import keyword
 import os
 import re
@@ -49,12 +51,13 @@ import pandas as pd
 from absl import logging
 
 from mlora_tf.data import cache as cache_lib
+from mlora_tf.data import parquet as parquet_lib
 from mlora_tf.data import prepared
 from mlora_tf.data import split as split_lib
 from mlora_tf.data.dataset import FEATURES, LABEL, SPLITS, MultiDomainDataset
 
 DEFAULT_BUCKETS = 10
-PARQUET_SUFFIXES = (".parquet", ".pq")
+PARQUET_SUFFIXES = parquet_lib.SUFFIXES
 _TRUE = {"1", "1.0", "true", "True", "TRUE"}
 _FALSE = {"0", "0.0", "false", "False", "FALSE"}
 OPTIONS = frozenset({
@@ -117,11 +120,6 @@ def _as_list(value: object, name: str) -> list[str]:
     return [v for v in items if v]
 
 
-def parquet_engine_available() -> bool:
-    """Whether pandas can read parquet here (pyarrow or fastparquet installed)."""
-    return any(importlib.util.find_spec(m) is not None for m in ("pyarrow", "fastparquet"))
-
-
 def _scan_fields(path: str, delimiter: str, n_fields: int, start_line: int = 2) -> ValueError | None:
     """The error for the first data line whose field count differs from the header's."""
     with open(path, encoding="utf-8", newline="") as f:
@@ -148,16 +146,14 @@ def read_table(path: str, columns: Sequence[str], delimiter: str) -> pd.DataFram
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Data file not found: {path}. Received: path={path!r}")
     if path.lower().endswith(PARQUET_SUFFIXES):
-        if not parquet_engine_available():
-            raise ValueError(
-                f"install pyarrow to read parquet (pip install pyarrow), or convert {path} to CSV. "
-                f"Received: path={path!r}"
-            )
-        frame = pd.read_parquet(path)
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{path} lacks the column(s) {missing}. Received: columns {list(frame.columns)}")
-        return frame[list(columns)].astype(str).where(frame[list(columns)].notna(), "")
+        frame = parquet_lib.read_parquet(path, columns).reset_index(drop=True)
+        if len(frame) == 0:
+            raise ValueError(f"{path} holds no rows. Received: columns {list(frame.columns)}")
+        null = frame.isna().to_numpy()
+        if null.any():
+            row, col = np.argwhere(null)[0]
+            raise ValueError(f"Row {row + 1} of {path}: column {frame.columns[col]} is null. Received: null")
+        return frame.astype(str)
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path} is empty; expected a header line naming {list(columns)}. Received: an empty file")
     with open(path, encoding="utf-8", newline="") as f:

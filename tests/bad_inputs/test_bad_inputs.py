@@ -32,7 +32,7 @@ import pytest
 
 from mlora_tf.cli import download as download_cli
 from mlora_tf.cli import prepare as prepare_cli
-from mlora_tf.data import load_dataset
+from mlora_tf.data import load_dataset, parquet
 from tests.fixtures_amazon import write_amazon
 from tests.fixtures_movielens import replace_line, write_ml1m
 
@@ -112,6 +112,21 @@ def _csv_case(mutate, extra=()):
     return build
 
 
+def _parquet_case(name, cut=False, extra=()):
+    """A parquet file a real writer made (`tests/fixtures/parquet/NAME`), perhaps cut short."""
+    def build(raw):
+        os.makedirs(raw, exist_ok=True)
+        with open(os.path.join(ROOT, "tests", "fixtures", "parquet", name), "rb") as f:
+            data = f.read()
+        path = os.path.join(raw, "clicks.parquet")
+        with open(path, "wb") as f:
+            f.write(data[: len(data) * 2 // 3] if cut else data)
+        return ["--dataset=csv", f"--path={path}", "--domain_column=site", "--label_column=click",
+                "--features=user,item", *extra]
+
+    return build
+
+
 def _set(lines, index, value):
     lines[index] = value
     return lines
@@ -157,6 +172,15 @@ RAW_CASES = {
         _csv_case(_drop_val_of_b, extra=("--split_column=split",)),
         r"clicks\.csv: domain 'b' has no rows in split 'val' \(column split\)"),
     "empty csv": (_csv_case(lambda L: []), r"clicks\.csv is empty"),
+    "parquet cut short": (
+        _parquet_case("pyarrow_snappy.parquet", cut=True),
+        r"clicks\.parquet is not a Parquet file.*cut short"),
+    "parquet compressed with ZSTD (no pyarrow)": (
+        _parquet_case("pyarrow_zstd.parquet"),
+        r"clicks\.parquet: column '\w+' is compressed with ZSTD.*pip install pyarrow"),
+    "parquet null in a used column": (
+        _parquet_case("pyarrow_snappy.parquet", extra=("--numeric_features=age",)),
+        r"Row \d+ of .*clicks\.parquet: column age is null"),
     "damaged gzip (amazon)": (
         lambda raw: _amazon_truncated(raw),
         r"Could not read .*Office_Products_5\.json\.gz after line \d+.*truncated"),
@@ -174,8 +198,9 @@ def _amazon_truncated(raw):
 
 
 @pytest.mark.parametrize("case", sorted(RAW_CASES))
-def test_bad_raw_input_through_mlora_prepare(case, tmp_path, capsys):
+def test_bad_raw_input_through_mlora_prepare(case, tmp_path, capsys, monkeypatch):
     builder, message = RAW_CASES[case]
+    monkeypatch.setattr(parquet, "engine_available", lambda: False)  # as in CI: no pyarrow
     out = tmp_path / "out"
     # An earlier good preparation in OUT_DIR that the failing run must leave alone.
     good = write_ml1m(tmp_path / "good")
