@@ -16,7 +16,7 @@ from mlora_tf.data import csv_loader
 from mlora_tf.data import parquet
 from mlora_tf.data.registry import load_dataset
 from mlora_tf.evaluate import read_interactions
-from tests.fixtures.make_parquet_fixtures import clicks_frame
+from tests.fixtures.make_parquet_fixtures import clicks_frame, types_rows
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parquet")
 # file -> (what it exercises, the pandas index it stores)
@@ -75,6 +75,19 @@ def test_same_as_pandas_with_pyarrow(name):
     assert ours.index.equals(theirs.index)
     for column in theirs.columns:
         assert values(ours[column]) == values(theirs[column].astype(object)), column
+
+
+@pytest.mark.parametrize("name", ["types.parquet", "types_int_decimal.parquet"])
+def test_rarer_types(name):
+    frame = parquet.read_parquet(fixture(name), engine="numpy")
+    rows = types_rows()
+    assert list(frame.columns) == list(rows)
+    for column, want in rows.items():
+        assert values(frame[column]) == want, column
+    assert frame["amount"].dtype == np.float64  # DECIMAL (FIXED_LEN_BYTE_ARRAY or INT32) as float
+    assert str(frame["when_utc"].dt.tz) == "UTC"
+    assert frame["big"].dtype == np.uint64 and frame["tiny"].dtype == np.float64  # INT8 with a null
+    assert frame["flag"].dtype == object
 
 
 def test_columns_are_read_in_the_order_asked():

@@ -15,8 +15,9 @@ covers what writers of tabular data produce:
   it, but only when it is one of the `columns` asked for.
 - **Physical types:** BOOLEAN, INT32, INT64, INT96 (legacy timestamps), FLOAT, DOUBLE,
   BYTE_ARRAY (text when annotated `STRING` / `UTF8` / `ENUM` / `JSON`, else `bytes`) and
-  FIXED_LEN_BYTE_ARRAY; `DECIMAL` becomes float, `DATE` `datetime.date`, `TIMESTAMP`
-  `datetime64`, unsigned integers their unsigned numpy type.
+  FIXED_LEN_BYTE_ARRAY; `DECIMAL` becomes float64 (pyarrow gives `decimal.Decimal`
+  objects), `DATE` `datetime.date`, `TIMESTAMP` `datetime64` (UTC-aware when the file
+  says so), unsigned integers their unsigned numpy type, a boolean with nulls `object`.
 - **Encodings:** all of the format's: PLAIN, PLAIN_DICTIONARY / RLE_DICTIONARY, RLE
   (booleans and levels), DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY
   and BYTE_STREAM_SPLIT, in data pages of version 1 and 2.
@@ -50,6 +51,7 @@ MAGIC = b"PAR1"
 SUFFIXES = (".parquet", ".pq")
 ENGINES = ("auto", "pandas", "numpy")
 _LARGE_FILE = 64 << 20
+_HAS_STR_DTYPE = int(pd.__version__.split(".")[0]) >= 3  # pandas 3 has a string dtype
 
 # Enumerations of parquet.thrift, by value.
 _TYPES = ("BOOLEAN", "INT32", "INT64", "INT96", "FLOAT", "DOUBLE", "BYTE_ARRAY", "FIXED_LEN_BYTE_ARRAY")
@@ -356,8 +358,6 @@ def _to_pandas(values: np.ndarray, valid: np.ndarray, element: dict):
     out[valid] = values
     return out
 
-
-_HAS_STR_DTYPE = int(pd.__version__.split(".")[0]) >= 3
 
 
 def _plain(page: bytes, physical: str, count: int, type_length: int) -> np.ndarray:
