@@ -59,6 +59,12 @@ class ModelConfig:
         load_pretrain_emb: start uid/pid tables from the dataset's pretrained vectors
             when it has them (Taobao).
         emb_trainable: let pretrained tables train (the original's Taobao configs: no).
+        dropout_impl: `fast` (`FastDropout`, the fast loop's) or `keras` (Keras
+            `Dropout`, the original's); None: the `TrainConfig.loop`'s choice.
+        init_seeds: `independent` (every initialiser draws from the run seed) or
+            `original` (DeepCTR's op seeds 1024 / 2020 under the run seed as graph
+            seed, so same-shaped same-seeded weights start identical); None: the
+            loop's choice.
     """
 
     name: str = "wdl"
@@ -78,6 +84,8 @@ class ModelConfig:
     auxiliary_net: bool = False
     load_pretrain_emb: bool = True
     emb_trainable: bool = False
+    dropout_impl: str | None = None
+    init_seeds: str | None = None
 
 
 @dataclasses.dataclass
@@ -104,6 +112,17 @@ class TrainConfig:
         moe_carry_best: carry the best validation metric across phases (the fork's
             bug); None: the schedule's default (off for `paper`, on for `as_executed`).
         share_optimizer: one Adam for every phase (the fork); default one per phase.
+        loop: `fast` (the default) or `original` (what TF 1.12 + DeepCTR did, step
+            for step; `mlora_tf.training.loops`). It chooses every factor below (and
+            `ModelConfig.dropout_impl`, `init_seeds`) left unset (None).
+        shuffle: `permutation` (a fresh full permutation of each domain's rows every
+            epoch) or `buffer` (a 10,000-row shuffle buffer over the split's row
+            order whose order repeats every epoch, as `make_csv_dataset` did).
+        loss: `logits` (BCE from logits) or `clipped` (Keras' BCE on probabilities
+            clipped to [1e-7, 1 - 1e-7]).
+        row_groups: row groups a one-device step splits its batch into (None: 2 on a
+            CPU host, else 1; the original's is 1).
+        shuffle_buffer: rows in the `buffer` shuffle's buffer (the original's 10,000).
     """
 
     batch_size: int = 1024
@@ -120,6 +139,11 @@ class TrainConfig:
     moe_schedule: str = "paper"
     moe_carry_best: bool | None = None
     share_optimizer: bool = False
+    loop: str = "fast"
+    shuffle: str | None = None
+    loss: str | None = None
+    row_groups: int | None = None
+    shuffle_buffer: int = 10000
 
 
 @dataclasses.dataclass

@@ -19,6 +19,7 @@ from mlora_tf.data.registry import load_dataset
 from mlora_tf.io import atomic_write_json
 from mlora_tf.models import DataSpec, build_model, dense_stack_of
 from mlora_tf.training import Trainer, schedule_phases
+from mlora_tf.training.loops import resolve_loop
 from mlora_tf.training.distribute import is_chief, is_multi_worker
 
 RESULT_FILE = "result.json"
@@ -88,6 +89,7 @@ def train_run(
         The result record (see README, "Output files").
     """
     start = time.time()
+    config = resolve_loop(config)
     strategy = strategy or tf.distribute.get_strategy()
     worker_dir = None
     if output_dir and not is_chief(strategy):
@@ -97,7 +99,7 @@ def train_run(
     logging.info("Dataset %s\n%s", dataset.name, dataset.summary())
     keras.utils.set_random_seed(config.train.seed)
     with strategy.scope():
-        model = build_model(config.model, DataSpec.from_dataset(dataset))
+        model = build_model(config.model, DataSpec.from_dataset(dataset), graph_seed=config.train.seed)
     stack = dense_stack_of(model)
     logging.info(
         "Model %s, adapter %s, dense stack %s, ranks %s", config.model.name, config.model.adapter,

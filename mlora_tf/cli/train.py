@@ -64,6 +64,17 @@ flags.DEFINE_boolean("moe_carry_best", None, "MoE-MLoRA: carry the best validati
 flags.DEFINE_boolean("share_optimizer", None, "One Adam for every phase (the fork) instead of one per phase.")
 flags.DEFINE_integer("num_experts", None, "MoE-MLoRA total experts (the fork's key; a multiple of the domain count). Overrides --experts_per_domain.")
 flags.DEFINE_integer("seed", None, "Seed of initialisers, shuffles and domain order (default 2024).")
+flags.DEFINE_enum("loop", None, ["fast", "original"],
+                  "Training loop: fast (default) or original (TF 1.12 + DeepCTR step for step: 10,000-row shuffle "
+                  "buffer repeating its order, clipped Keras BCE, one pass per batch, Keras Dropout, DeepCTR's "
+                  "op seeds). The five flags below switch one factor each.")
+flags.DEFINE_enum("shuffle", None, ["permutation", "buffer"],
+                  "permutation: a fresh permutation per epoch (fast loop); buffer: the original's shuffle buffer.")
+flags.DEFINE_enum("loss", None, ["logits", "clipped"], "logits: BCE from logits (fast loop); clipped: Keras' BCE.")
+flags.DEFINE_integer("row_groups", None, "Row groups per training step (fast loop: 2 on a CPU host; original: 1).")
+flags.DEFINE_enum("dropout_impl", None, ["fast", "keras"], "fast: FastDropout (fast loop); keras: Keras Dropout.")
+flags.DEFINE_enum("init_seeds", None, ["independent", "original"],
+                  "independent: every initial value drawn from --seed (fast loop); original: DeepCTR's op seeds.")
 # multi-domain multi-task (M3oE and its baselines)
 flags.DEFINE_list("task_set", None, "Train a multi-domain multi-task model on these label columns, e.g. click,like "
                   "(one task: the -MDL setting). ml-1m, ml-100k and synthetic become their M3oE variants.")
@@ -102,6 +113,9 @@ _OVERRIDES = {
     "early_stop_metric": ("train", "early_stop_metric"), "seed": ("train", "seed"),
     "moe_schedule": ("train", "moe_schedule"), "moe_carry_best": ("train", "moe_carry_best"),
     "share_optimizer": ("train", "share_optimizer"), "num_experts": ("model", "num_experts"),
+    "loop": ("train", "loop"), "shuffle": ("train", "shuffle"), "loss": ("train", "loss"),
+    "row_groups": ("train", "row_groups"), "dropout_impl": ("model", "dropout_impl"),
+    "init_seeds": ("model", "init_seeds"),
 }
 
 

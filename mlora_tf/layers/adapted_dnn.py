@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from mlora_tf.api import mlora_export
-from mlora_tf.layers.dropout import FastDropout
+from mlora_tf.layers.dropout import make_dropout
 from mlora_tf.layers.interactions.star_fcn import StarFCN
 from mlora_tf.layers.lora_dense import LoRADense, LowRankAdapter, MoELoRADense, SlotGlorot, adapter_rank
 from mlora_tf.layers.mixture import DomainSelector, GatingHead
@@ -64,7 +64,9 @@ class AdaptedDNN(keras.layers.Layer):
         gate_embedding_dim: int, default 4, size of the gate's domain embedding.
         topology: str, `"dense"` (default) or `"star"` (STAR's star-topology layers;
             needs `n_domains`).
-        seed: optional int seed of the dropout layers.
+        seed: optional int seed of the dropout layers (layer i: `seed + i`).
+        dropout_impl: str, `"fast"` (`FastDropout`, default) or `"keras"` (Keras'
+            `Dropout`, the original's random stream).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class AdaptedDNN(keras.layers.Layer):
         gate_embedding_dim: int = 4,
         topology: str = "dense",
         seed: int | None = None,
+        dropout_impl: str = "fast",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -115,6 +118,7 @@ class AdaptedDNN(keras.layers.Layer):
         self.gate_embedding_dim = gate_embedding_dim
         self.topology = topology
         self.seed = seed
+        self.dropout_impl = dropout_impl
         self.mixture_source = _DEFAULT_SOURCE[mode]
         self.expert_index = None
         # Domain-homogeneous batches (the original's default) take one slot's
@@ -144,13 +148,13 @@ class AdaptedDNN(keras.layers.Layer):
                         LowRankAdapter(units, self.num_slots, rank, a_initializer=self._adapter_init(), name=f"adapter_{i}")
                     )
                 if self.dropout:
-                    self.dropout_layers.append(FastDropout(self.dropout, seed=seed_i, name=f"dropout_{i}"))
+                    self.dropout_layers.append(make_dropout(self.dropout, seed_i, dropout_impl, name=f"dropout_{i}"))
             elif mode == "plain":
                 self.dense_layers.append(
                     keras.layers.Dense(units, activation=self.activation, kernel_initializer=_copy(self.kernel_initializer), name=name)
                 )
                 if self.dropout:
-                    self.dropout_layers.append(FastDropout(self.dropout, seed=seed_i, name=f"dropout_{i}"))
+                    self.dropout_layers.append(make_dropout(self.dropout, seed_i, dropout_impl, name=f"dropout_{i}"))
             else:
                 kwargs_i = dict(
                     lora_reduce=lora_reduce,
@@ -160,6 +164,7 @@ class AdaptedDNN(keras.layers.Layer):
                     kernel_initializer=_copy(self.kernel_initializer),
                     adapter_a_initializer=self._adapter_init(),
                     seed=seed_i,
+                    dropout_impl=dropout_impl,
                     name=name,
                 )
                 if mode == "mlora":
@@ -408,6 +413,7 @@ class AdaptedDNN(keras.layers.Layer):
                 "gate_embedding_dim": self.gate_embedding_dim,
                 "topology": self.topology,
                 "seed": self.seed,
+                "dropout_impl": self.dropout_impl,
             }
         )
         return config

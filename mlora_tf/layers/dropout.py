@@ -104,3 +104,16 @@ class FastDropout(keras.layers.Layer):
         config = super().get_config()
         config.update({"rate": self.rate, "seed": self.seed})
         return config
+
+
+DROPOUT_IMPLS = ("fast", "keras")
+
+
+def make_dropout(rate: float, seed: int | None = None, impl: str = "fast", name: str | None = None):
+    """The dropout layer of a dense stack: `FastDropout` (`impl="fast"`) or Keras'
+    `Dropout` (`"keras"`, one 32-bit random number per element, as the original)."""
+    if impl == "fast":
+        return FastDropout(rate, seed=seed, name=name)
+    if impl == "keras":
+        return keras.layers.Dropout(rate, seed=seed, name=name)
+    raise ValueError(f"`dropout_impl` must be one of {list(DROPOUT_IMPLS)}. Received: dropout_impl={impl!r}")

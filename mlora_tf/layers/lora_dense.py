@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras import ops
 
 from mlora_tf.api import mlora_export
-from mlora_tf.layers.dropout import FastDropout
+from mlora_tf.layers.dropout import make_dropout
 
 # TF 1.12 / Keras truncated-normal correction: the std of a standard normal truncated
 # at two standard deviations.
@@ -252,6 +252,7 @@ class LoRADense(keras.layers.Layer):
             (the original's 3-D glorot-normal standard deviation).
         kernel_regularizer: optional regularizer of `W`.
         seed: optional int seed for the dropout.
+        dropout_impl: `"fast"` (`FastDropout`, default) or `"keras"` (Keras' `Dropout`).
 
     Example:
 
@@ -280,6 +281,7 @@ class LoRADense(keras.layers.Layer):
         adapter_a_initializer=None,
         kernel_regularizer=None,
         seed: int | None = None,
+        dropout_impl: str = "fast",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -301,7 +303,8 @@ class LoRADense(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.seed = seed
-        self.dropout_layer = FastDropout(self.dropout, seed=seed) if self.dropout else None
+        self.dropout_impl = dropout_impl
+        self.dropout_layer = make_dropout(self.dropout, seed, dropout_impl) if self.dropout else None
         self.adapter = LowRankAdapter(units, n_slots, self.rank, a_initializer=adapter_a_initializer, name="adapter")
         self.adapter_a_initializer = self.adapter.a_initializer
 
@@ -382,6 +385,7 @@ class LoRADense(keras.layers.Layer):
                 "adapter_a_initializer": keras.initializers.serialize(self.adapter_a_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "seed": self.seed,
+                "dropout_impl": self.dropout_impl,
             }
         )
         return config

@@ -207,12 +207,17 @@ def make_dense_stack(
         dropout=config.dropout,
         kernel_initializer=profile.dense_kernel,
         adapter_a_initializer=profile.adapter_initializer(n_slots) if mode != "plain" else None,
+        seed=profile.dropout_seed,
+        dropout_impl=config.dropout_impl or "fast",
         name=DENSE_STACK_NAME,
     )
 
 
-def build_model(config: ModelConfig, data: DataSpec) -> keras.Model:
+def build_model(config: ModelConfig, data: DataSpec, graph_seed: int | None = None) -> keras.Model:
     """Build the Keras model for `config` on data described by `data`.
+
+    With `config.init_seeds == "original"` the initialisers take the original's op
+    seeds under `graph_seed` (the run seed; `VariantProfile.with_op_seeds`).
 
     One int64 input `(batch_size,)` and one embedding table per feature of
     `data.features`. The tables of `uid`, `pid`, `domain` (`user_emb`, `item_emb`,
@@ -229,6 +234,12 @@ def build_model(config: ModelConfig, data: DataSpec) -> keras.Model:
             also the name of one of the model's layers.
     """
     spec, profile, mode, lora_reduce = resolve(config)
+    if config.init_seeds not in (None, "independent", "original"):
+        raise ValueError(
+            f"`init_seeds` must be 'independent' or 'original'. Received: init_seeds={config.init_seeds!r}"
+        )
+    if config.init_seeds == "original":
+        profile = profile.with_op_seeds(0 if graph_seed is None else graph_seed)
     if config.num_experts is not None and config.num_experts >= 1:
         # The fork's `num_experts` counts all experts; expert e belongs to domain e mod D.
         if config.num_experts % data.n_domains:

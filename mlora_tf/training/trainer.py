@@ -45,6 +45,35 @@ from mlora_tf.training.optimizers import FusedAdam
 from mlora_tf.training.metrics import AUC_FUNCTIONS, domain_metrics, plain_mean
 from mlora_tf.training.phases import GROUPS, Phase
 
+# Clipping of Keras' probability losses (TF 1.12 `K.epsilon()`).
+KERAS_EPSILON = 1e-7
+
+
+def clipped_binary_crossentropy(label, logit):
+    """Keras' `binary_crossentropy` on `sigmoid(logit)`, per row, as TF 1.12 computes
+    it: the probability clipped to `[1e-7, 1 - 1e-7]`, turned back into a logit and
+    scored with `sigmoid_cross_entropy_with_logits` (so a clipped row has no gradient).
+    """
+    p = tf.clip_by_value(tf.sigmoid(logit), KERAS_EPSILON, 1.0 - KERAS_EPSILON)
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=tf.math.log(p / (1.0 - p)))
+
+
+def logit_binary_crossentropy(label, logit):
+    """Binary cross-entropy from logits, per row (the fast loop's)."""
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit)
+
+
+LOSSES = {"logits": logit_binary_crossentropy, "clipped": clipped_binary_crossentropy}
+
+
+def shuffle_buffer_order(n: int, buffer_size: int, seed: int) -> np.ndarray:
+    """The order in which a `buffer_size`-row `tf.data` shuffle buffer with `seed`
+    emits rows `0 .. n - 1` read in order: `(n,)` int32."""
+    rows = tf.data.Dataset.range(n).shuffle(buffer_size, seed=seed, reshuffle_each_iteration=False)
+    return np.concatenate([b for b in rows.batch(1 << 16).as_numpy_iterator()] or [np.zeros(0, np.int64)]).astype(
+        np.int32
+    )
+
 _ID_SPEC = tf.TensorSpec([None], tf.int64)
 _LABEL_SPEC = tf.TensorSpec([None], tf.float32)
 _ORDER_SPEC = tf.TensorSpec([None], tf.int32)
@@ -244,11 +273,26 @@ class Trainer:
         self.final_metrics = None
         self.strategy = None if is_default_strategy(strategy) else strategy
         if batch_parts is None:
+            batch_parts = config.row_groups
+        if batch_parts is None:
             batch_parts = default_batch_parts(model) if self.strategy is None else 1
         if not isinstance(batch_parts, int) or batch_parts < 1:
             raise ValueError(f"`batch_parts` must be a positive integer. Received: batch_parts={batch_parts}")
         self.batch_parts = batch_parts
+        # The original loop's factors (`mlora_tf.training.loops`); unset: the fast loop's.
+        self.shuffle = config.shuffle or "permutation"
+        self.loss_kind = config.loss or "logits"
+        if self.shuffle not in ("permutation", "buffer"):
+            raise ValueError(f"`shuffle` must be 'permutation' or 'buffer'. Received: shuffle={self.shuffle!r}")
+        if self.loss_kind not in LOSSES:
+            raise ValueError(f"`loss` must be one of {sorted(LOSSES)}. Received: loss={self.loss_kind!r}")
+        self._buffer_orders = {}  # pass key -> the shuffle buffer's (repeating) row order
         if self.strategy is not None:
+            if self.shuffle != "permutation" or self.loss_kind != "logits":
+                raise ValueError(
+                    "The original loop's shuffle buffer and clipped loss run on one device: "
+                    "use --strategy=default with --loop=original (or --shuffle=permutation --loss=logits)."
+                )
             per_replica_batch_size(config.batch_size, self.strategy)
             if not all(self.strategy.extended.variable_created_in_scope(v.value) for v in self.weight_variables):
                 raise ValueError(
@@ -380,13 +424,10 @@ class Trainer:
             optimizer.apply(gradients, variables)
             return loss
 
-        @tf.function(input_signature=self._specs())
-        def train_pass(*tensors):
-            # `tensors`: one id tensor per feature, then the labels.
-            n = tf.shape(tensors[-1])[0]
-            order = tf.random.shuffle(tf.range(n))
-            # The pass's rows in shuffled order, gathered once: batch i is rows
+        def batches(order, tensors):
+            # The pass's rows in `order`, gathered once: batch i is rows
             # order[i * batch_size : (i + 1) * batch_size], a contiguous slice.
+            n = tf.shape(tensors[-1])[0]
             tensors = [tf.gather(t, order) for t in tensors]
             steps = (n + batch_size - 1) // batch_size
             loss_sum = tf.constant(0.0)
@@ -395,7 +436,34 @@ class Trainer:
                 loss_sum += step(*(t[start:end] for t in tensors))
             return loss_sum, steps
 
+        if self.shuffle == "buffer":
+            # The original's stream: the order comes from the shuffle buffer
+            # (`_buffer_order`), the same every epoch.
+            @tf.function(input_signature=[_ORDER_SPEC] + self._specs())
+            def ordered_pass(order, *tensors):
+                return batches(order, tensors)
+
+            return ordered_pass
+
+        @tf.function(input_signature=self._specs())
+        def train_pass(*tensors):
+            # `tensors`: one id tensor per feature, then the labels.
+            n = tf.shape(tensors[-1])[0]
+            return batches(tf.random.shuffle(tf.range(n)), tensors)
+
         return train_pass
+
+    def _buffer_order(self, key, n: int):
+        """The row order of a pass over `n` rows through a `shuffle_buffer`-row
+        shuffle buffer (`tf.data`'s, as `make_csv_dataset` used), seeded once per pass
+        key from the run seed: like the original's re-initialised iterator, it repeats
+        every epoch."""
+        if key not in self._buffer_orders:
+            seed = int(np.random.default_rng([self.config.seed, len(self._buffer_orders)]).integers(2**31 - 1))
+            self._buffer_orders[key] = tf.constant(
+                shuffle_buffer_order(n, self.config.shuffle_buffer, seed), tf.int32
+            )
+        return self._buffer_orders[key]
 
     def _batch_loss(self, *tensors, parts: int = 1):
         """The training loss of a batch: the mean per-row binary cross-entropy.
@@ -411,9 +479,10 @@ class Trainer:
         row with weight 0, so that no group is empty.
         """
         features, label = tensors[:-1], tensors[-1]
+        row_loss = LOSSES[self.loss_kind]
         if parts == 1:
             logit = self.model(self._model_inputs(features), training=True)["logit"]
-            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit))
+            return tf.reduce_mean(row_loss(label, logit))
         n = tf.shape(label)[0]
         sums = []
         for j in range(parts):
@@ -421,7 +490,7 @@ class Trainer:
             start = tf.minimum(lo, n - 1)
             end = tf.maximum(hi, start + 1)
             logit = self.model(self._model_inputs(f[start:end] for f in features), training=True)["logit"]
-            per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=label[start:end], logits=logit)
+            per_row = row_loss(label[start:end], logit)
             rows = tf.range(start, end)
             own = tf.cast(tf.logical_and(rows >= lo, rows < hi), per_row.dtype)
             sums.append(tf.reduce_sum(per_row * own))
@@ -580,16 +649,20 @@ class Trainer:
     def _train_epoch(self, phase: Phase):
         domains = list(phase.domains) if phase.domains is not None else list(range(self.dataset.n_domains))
         if self.config.mixed_batches:
-            passes = [self._mixed_tensors(domains)]
+            passes = [(("mixed", tuple(domains)), self._mixed_tensors(domains))]
         else:
             order = self.rng.permutation(domains)
-            passes = [self._domain_tensors("train", int(d)) for d in order]
+            passes = [(int(d), self._domain_tensors("train", int(d))) for d in order]
         loss_sum, steps, examples = 0.0, 0, 0
-        for tensors in passes:
+        for key, tensors in passes:
             label = tensors[-1]
-            if int(label.shape[0]) == 0:
+            n = int(label.shape[0])
+            if n == 0:
                 continue
-            s, k = self._train_pass(*tensors)
+            if self.shuffle == "buffer":
+                s, k = self._train_pass(self._buffer_order(key, n), *tensors)
+            else:
+                s, k = self._train_pass(*tensors)
             loss_sum += float(s)
             steps += int(k)
             examples += int(label.shape[0])
