@@ -123,6 +123,9 @@ class TrainConfig:
         row_groups: row groups a one-device step splits its batch into (None: 2 on a
             CPU host, else 1; the original's is 1).
         shuffle_buffer: rows in the `buffer` shuffle's buffer (the original's 10,000).
+        restore_ema_state: whether the reset to the best weights also resets the hidden
+            zero-debias state of moving averages (STAR's partitioned norm): the fast
+            loop does; the original did not (it was not in its checkpoint).
     """
 
     batch_size: int = 1024
@@ -144,6 +147,7 @@ class TrainConfig:
     loss: str | None = None
     row_groups: int | None = None
     shuffle_buffer: int = 10000
+    restore_ema_state: bool | None = None
 
 
 @dataclasses.dataclass

@@ -67,12 +67,14 @@ flags.DEFINE_integer("seed", None, "Seed of initialisers, shuffles and domain or
 flags.DEFINE_enum("loop", None, ["fast", "original"],
                   "Training loop: fast (default) or original (TF 1.12 + DeepCTR step for step: 10,000-row shuffle "
                   "buffer repeating its order, clipped Keras BCE, one pass per batch, Keras Dropout, DeepCTR's "
-                  "op seeds). The five flags below switch one factor each.")
+                  "op seeds, STAR's norm state not reset). The six flags below switch one factor each.")
 flags.DEFINE_enum("shuffle", None, ["permutation", "buffer"],
                   "permutation: a fresh permutation per epoch (fast loop); buffer: the original's shuffle buffer.")
 flags.DEFINE_enum("loss", None, ["logits", "clipped"], "logits: BCE from logits (fast loop); clipped: Keras' BCE.")
 flags.DEFINE_integer("row_groups", None, "Row groups per training step (fast loop: 2 on a CPU host; original: 1).")
 flags.DEFINE_enum("dropout_impl", None, ["fast", "keras"], "fast: FastDropout (fast loop); keras: Keras Dropout.")
+flags.DEFINE_boolean("restore_ema_state", None, "Whether the reset to the best weights resets STAR's partitioned-norm "
+                     "zero-debias state too (fast loop: yes; original: no, it was not in its checkpoint).")
 flags.DEFINE_enum("init_seeds", None, ["independent", "original"],
                   "independent: every initial value drawn from --seed (fast loop); original: DeepCTR's op seeds.")
 # multi-domain multi-task (M3oE and its baselines)
@@ -115,7 +117,7 @@ _OVERRIDES = {
     "share_optimizer": ("train", "share_optimizer"), "num_experts": ("model", "num_experts"),
     "loop": ("train", "loop"), "shuffle": ("train", "shuffle"), "loss": ("train", "loss"),
     "row_groups": ("train", "row_groups"), "dropout_impl": ("model", "dropout_impl"),
-    "init_seeds": ("model", "init_seeds"),
+    "init_seeds": ("model", "init_seeds"), "restore_ema_state": ("train", "restore_ema_state"),
 }
 
 

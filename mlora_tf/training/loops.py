@@ -57,6 +57,10 @@ FACTORS = (
            "independent initial draws vs DeepCTR's op seeds (1024 kernels/heads/A, 2020 embeddings): "
            "same-shaped same-seeded weights start identical",
            "§2.1, §5.7; fidelity rows 3, 21"),
+    Factor("restore_ema_state", "train", True, False,
+           "the reset to the best weights also resets the partitioned norm's zero-debias state (STAR only) vs "
+           "keeps it (it was not in the original's checkpoint)",
+           "§4.2, §8 item 9; fidelity row 22"),
 )
 FACTOR_NAMES = tuple(f.name for f in FACTORS)
 CHOICES = {
@@ -82,7 +86,10 @@ def check_loop_config(config) -> None:
         value = getattr(getattr(config, factor.section), factor.name)
         if value is None:
             continue
-        if factor.name == "row_groups":
+        if factor.name == "restore_ema_state":
+            if not isinstance(value, bool):
+                raise ValueError(f"`restore_ema_state` must be true or false. Received: {value!r}")
+        elif factor.name == "row_groups":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`row_groups` must be a positive integer. Received: row_groups={value!r}")
         elif value not in CHOICES[factor.name]:

@@ -64,6 +64,8 @@ def logit_binary_crossentropy(label, logit):
 
 
 LOSSES = {"logits": logit_binary_crossentropy, "clipped": clipped_binary_crossentropy}
+# Variables of a moving average's hidden zero-debias state (`PartitionedNorm`).
+EMA_STATE_NAMES = ("moving_mean_biased", "moving_variance_biased", "num_updates")
 
 
 def shuffle_buffer_order(n: int, buffer_size: int, seed: int) -> np.ndarray:
@@ -688,6 +690,18 @@ class Trainer:
         for v, value in zip(self.weight_variables, snapshot):
             v.assign(value)
 
+    def _restore_best(self, snapshot):
+        """Back to the best weights during training. With `restore_ema_state=False`
+        (the original loop) the hidden zero-debias state of moving averages (STAR's
+        partitioned-norm `moving_*_biased` and `num_updates`) keeps its current value,
+        as TF 1.12 did: those were not Keras weights, so its checkpoint did not hold
+        them (original-model-zoo.md §8 item 9)."""
+        keep = self.config.restore_ema_state is False
+        for v, value in zip(self.weight_variables, snapshot):
+            if keep and v.name.split("/")[-1] in EMA_STATE_NAMES:
+                continue
+            v.assign(value)
+
     def run_phase(self, phase: Phase) -> PhaseResult:
         """Train one phase with early stopping; leaves the best weights in the model."""
         cfg = self.config
@@ -745,9 +759,9 @@ class Trainer:
             if not improved and cfg.restore_best_each_epoch:
                 # The original reloads the best checkpoint after every non-improving
                 # epoch and keeps Adam's state (original-model-zoo.md §5.3, §8 item 9).
-                self._restore(best_weights)
+                self._restore_best(best_weights)
         if best_weights is not None:
-            self._restore(best_weights)
+            self._restore_best(best_weights)
         else:
             best_val = None
         if self._frozen_slots:

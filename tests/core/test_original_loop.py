@@ -179,3 +179,28 @@ def test_original_loop_refuses_a_distribution_strategy():
     # OneDeviceStrategy is not the default strategy, so the trainer treats it as distributed.
     with pytest.raises(ValueError, match="one device"):
         Trainer(model, data, dataclasses.replace(TrainConfig(), shuffle="buffer"), strategy=strategy)
+
+
+def test_original_reset_keeps_the_partitioned_norm_debias_state():
+    from mlora_tf.training.trainer import EMA_STATE_NAMES
+
+    data = tiny_dataset()
+    model = build_model(ModelConfig(name="star", adapter="none", hidden_units=(8,), domain_dim=4, user_dim=4,
+                                    item_dim=4), DataSpec.from_dataset(data))
+    for keep in (False, True):
+        trainer = Trainer(model, data, TrainConfig(batch_size=64, restore_ema_state=keep))
+        snapshot = trainer._snapshot()
+        phase = schedule_phases("joint", "none")[0]
+        trainer._enter_phase(phase)
+        trainer._train_epoch(phase)
+        position = {id(v): i for i, v in enumerate(trainer.weight_variables)}
+        state = [v for v in trainer.weight_variables if v.name in EMA_STATE_NAMES]
+        assert len(state) == 3
+        after = [v.numpy().copy() for v in state]
+        trainer._restore_best(snapshot)
+        stats = [v for v in trainer.weight_variables if v.name == "moving_mean"]
+        np.testing.assert_array_equal(stats[0].numpy(), snapshot[position[id(stats[0])]])
+        for v, a in zip(state, after):
+            expected = snapshot[position[id(v)]] if keep else a
+            np.testing.assert_array_equal(v.numpy(), expected)
+        assert not np.array_equal(after[0], snapshot[position[id(state[0])]])
