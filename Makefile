@@ -42,7 +42,9 @@ DATASET ?= ml-1m
 DATA_DIR ?= datasets
 SEEDS ?= 1
 SPLIT ?= gender
-REPRO_FLAGS = --dataset=$(DATASET) --data_dir=$(DATA_DIR) --seeds=$(SEEDS) --split=$(SPLIT)
+# LOOP=fast|original: the training loop of every run (original: TF 1.12 + DeepCTR step for step).
+LOOP ?= fast
+REPRO_FLAGS = --dataset=$(DATASET) --data_dir=$(DATA_DIR) --seeds=$(SEEDS) --split=$(SPLIT) --loop=$(LOOP)
 
 .PHONY: reproduce-table2 reproduce-table2-alpha
 reproduce-table2: $(STAMP)
@@ -51,11 +53,23 @@ reproduce-table2: $(STAMP)
 reproduce-table2-alpha: $(STAMP)
 	$(PY) experiments/reproduce_table2.py $(REPRO_FLAGS) --ablation=alpha
 
+.PHONY: reproduce-table5
+# MLoRA's Table 5: MLP+MLoRA over five hidden widths (the paper's is on DATASET=amazon).
+reproduce-table5: $(STAMP)
+	$(PY) experiments/reproduce_table2.py $(REPRO_FLAGS) --ablation=widths
+
+.PHONY: fidelity-ablation
+# The factor ablation of the original loop (experiments/fidelity_ablation.py); DATASET/DATA_DIR/
+# SEEDS/SPLIT as above; ABLATION_ARGS passes further flags (--models, --factors, --split_seeds).
+ABLATION_ARGS ?=
+fidelity-ablation: $(STAMP)
+	$(PY) experiments/fidelity_ablation.py $(REPRO_FLAGS) $(ABLATION_ARGS)
+
 .PHONY: reproduce-moe-table1 reproduce-moe-experts
 # DATASET/DATA_DIR/SEEDS as above; SPLITS=gender,age,occupation; MOE_SCHEDULE=paper|as_executed.
 SPLITS ?= gender,age,occupation
 MOE_SCHEDULE ?= paper
-MOE_FLAGS = --dataset=$(DATASET) --data_dir=$(DATA_DIR) --seeds=$(SEEDS) --moe_schedule=$(MOE_SCHEDULE)
+MOE_FLAGS = --dataset=$(DATASET) --data_dir=$(DATA_DIR) --seeds=$(SEEDS) --moe_schedule=$(MOE_SCHEDULE) --loop=$(LOOP)
 reproduce-moe-table1: $(STAMP)
 	$(PY) experiments/reproduce_moe.py $(MOE_FLAGS) --figure=table1 --splits=$(SPLITS)
 

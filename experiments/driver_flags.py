@@ -8,4 +8,7 @@ flags.DEFINE_integer("seeds", 1, "Runs per cell (training seeds base_seed .. bas
 flags.DEFINE_integer("base_seed", 2024, "Training seed of the first repetition.")
 flags.DEFINE_integer("max_epochs", 100, "Epoch limit per run (per phase for MoE-MLoRA).")
 flags.DEFINE_list("data_options", None, "Loader options key=value (synthetic sizes).")
+flags.DEFINE_enum("loop", "fast", ["fast", "original"],
+                  "Training loop of every run: fast (default) or original (TF 1.12 + DeepCTR step for step); "
+                  "original-loop results go to a separate '<tag>-original-loop' folder.")
 flags.DEFINE_boolean("plot", True, "Draw the PNG chart (needs matplotlib, the `plots` extra).")

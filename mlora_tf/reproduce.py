@@ -33,10 +33,23 @@ class Cell:
     lora_reduce: float | None = None
     experts_per_domain: int | None = None
     as_shipped: bool = False
+    # A named training variant (`experiments/fidelity_ablation.py`: the loop and the
+    # factors switched from it); None: the defaults.
+    variant: str | None = None
+    # The dense stack's widths (the widths ablation, MLoRA Table 5); None: the model's
+    # default (256, 128, 64).
+    hidden_units: tuple | None = None
+
+    def __post_init__(self):
+        if self.hidden_units is not None:  # a JSON record gives a list
+            object.__setattr__(self, "hidden_units", tuple(int(u) for u in self.hidden_units))
 
     @property
     def key(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        fields = dataclasses.asdict(self)
+        if fields["hidden_units"] is None:  # cells without widths keep the key they had before the field
+            del fields["hidden_units"]
+        return json.dumps(fields, sort_keys=True)
 
 
 class RunStore:
@@ -286,6 +299,7 @@ def cell_config(cell: Cell, dataset: str, data_dir, options: dict, max_epochs: i
         model=ModelConfig(
             name=cell.model, adapter=cell.adapter, lora_reduce=cell.lora_reduce, as_shipped=cell.as_shipped,
             experts_per_domain=cell.experts_per_domain or 1,
+            **({} if cell.hidden_units is None else {"hidden_units": tuple(cell.hidden_units)}),
         ),
         train=TrainConfig(seed=cell.seed, max_epochs=max_epochs, **train),
     )
@@ -350,6 +364,25 @@ def bar_chart(path: str, names, values, errors, ylabel: str, title: str) -> None
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
+
+    save_png(path, draw)
+
+
+def grouped_bar_chart(path: str, names, series: dict, ylabel: str, title: str, errors: dict | None = None) -> None:
+    """Side-by-side bars per name, one per series (`{label: values}`; None or NaN: no bar),
+    `errors` optionally `{label: error bars}`."""
+    def draw(ax):
+        x = np.arange(len(names))
+        width = 0.8 / max(len(series), 1)
+        for i, (label, values) in enumerate(series.items()):
+            ys = [float("nan") if v is None else v for v in values]
+            yerr = (errors or {}).get(label)
+            ax.bar(x + (i - (len(series) - 1) / 2) * width, ys, width, yerr=yerr, label=label, capsize=3)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(x, list(names))
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize="small")
 
     save_png(path, draw)
 

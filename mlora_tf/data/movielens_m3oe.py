@@ -36,6 +36,15 @@ rebuilt from the raw GroupLens files instead of its pre-joined CSV:
   the full ML-1M: 800,167 / 100,021 / 100,021. The split does not depend on the
   seed. Inside each split the dataset groups rows by domain (the container's
   convention), keeping their order within a domain.
+- **`split`** (not in the original; for measuring how the split moves the numbers):
+  `"positional"` (default, the above), `"random"` (the rows in a random order
+  seeded by `seed`, then the same cut sizes: users shared between the splits, as
+  Scenario-Wise-Rec's port; each split keeps its rows in merge order) or
+  `"users_shuffled"` (the user blocks of the merge order put in a random order
+  seeded by `seed`, each user's rows contiguous and in their own order, then the
+  positional cut: still user-disjoint apart from the two boundary users, but other
+  users land in val/test). Vocabularies and scaling are computed before the split
+  either way, so they do not depend on it.
 - **`keep_domain`** (the original's `--domain 0|1|2`): keep one domain before
   encoding, scaling and splitting; it becomes domain 0 of a 1-domain dataset.
 
@@ -67,7 +76,9 @@ TASKS: tuple[str, ...] = ("click", "like")
 FEATURES: tuple[str, ...] = ("uid", "pid", "domain", "gender", "occupation", "zip", "cate_id")
 DENSE_FEATURES: tuple[str, ...] = ("age",)
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
-OPTIONS: frozenset[str] = frozenset({"fractions", "keep_domain"})
+SPLIT_METHODS: tuple[str, ...] = ("positional", "random", "users_shuffled")
+DEFAULT_SPLIT = "positional"
+OPTIONS: frozenset[str] = frozenset({"fractions", "keep_domain", "split"})
 FORMAT_VERSION = 1
 """Bump when the prepared arrays of these loaders change meaning (part of the cache key)."""
 
@@ -415,13 +426,70 @@ def _check_keep_domain(keep_domain: object) -> int | None:
     return int(keep_domain)
 
 
+def _check_split(split: object) -> str:
+    if not isinstance(split, str) or split not in SPLIT_METHODS:
+        raise ValueError(
+            f"`split` must be one of {list(SPLIT_METHODS)}. Received: split={split!r}"
+        )
+    return split
+
+
+def split_order(
+    uids: np.ndarray, split: str = DEFAULT_SPLIT, seed: int = split_lib.DEFAULT_SEED
+) -> np.ndarray:
+    """The row order the positional cut is applied to, for a `split` method.
+
+    Args:
+        uids: the user of every row, in merge order (each user's rows contiguous).
+        split: `"positional"` (the identity), `"random"` (a permutation of the rows
+            drawn with `numpy.random.default_rng(seed)`) or `"users_shuffled"` (the
+            user blocks, in order of first appearance, permuted with
+            `default_rng(seed)`; rows inside a block keep their order).
+        seed: the seed of the random methods.
+
+    Returns:
+        int64 positions into the rows.
+    """
+    split = _check_split(split)
+    uids = np.asarray(uids)
+    n = len(uids)
+    if split == "positional":
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(int(seed))
+    if split == "random":
+        return rng.permutation(n).astype(np.int64)
+    # Blocks: runs of equal uid (a user's rows are contiguous in merge order).
+    starts = np.flatnonzero(np.r_[True, uids[1:] != uids[:-1]]) if n else np.zeros(0, np.int64)
+    stops = np.r_[starts[1:], n].astype(np.int64)
+    blocks = rng.permutation(len(starts))
+    if not len(blocks):
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([np.arange(starts[b], stops[b]) for b in blocks]).astype(np.int64)
+
+
+_SPLIT_DESCRIPTIONS = {
+    "positional": "positional, no shuffle (train = first rows)",
+    "random": "random: rows in a seeded random order, then the positional cut sizes "
+              "(users shared between splits; each split in merge order)",
+    "users_shuffled": "users_shuffled: user blocks in a seeded random order (rows of a user "
+                      "contiguous, in merge order), then the positional cut (user-disjoint "
+                      "apart from the boundary users)",
+}
+
+
 def build_dataset(
     variant: M3oEVariant,
     paths: dict[str, str],
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     keep_domain: int | None = None,
+    split: str = DEFAULT_SPLIT,
+    seed: int = split_lib.DEFAULT_SEED,
 ) -> MultiDomainDataset:
-    """Parses the raw files and builds the split multi-task dataset (no cache)."""
+    """Parses the raw files and builds the split multi-task dataset (no cache).
+
+    `split` and `seed`: see `split_order` (`seed` is unused by `"positional"`).
+    """
+    split = _check_split(split)
     users = variant.read_users(paths)
     movie_ids, first_genre = variant.read_movies(paths)
     ratings_path = paths[variant.base.ratings_format.filename]
@@ -487,9 +555,26 @@ def build_dataset(
     n = len(rows)
     n_train, n_val, n_test = positional_split_sizes(n, fractions)
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
-    splits = {
-        split: {c: v[start:stop] for c, v in columns.items()} for split, (start, stop) in bounds.items()
+    if split == "positional":
+        splits = {
+            name: {c: v[start:stop] for c, v in columns.items()}
+            for name, (start, stop) in bounds.items()
+        }
+    else:
+        order = split_order(columns["uid"], split, seed)
+        splits = {}
+        for name, (start, stop) in bounds.items():
+            part = order[start:stop]
+            if split == "random":
+                part = np.sort(part)  # membership is random; rows stay in merge order
+            splits[name] = {c: v[part] for c, v in columns.items()}
+    split_info = {
+        "method": _SPLIT_DESCRIPTIONS[split],
+        "fractions": list(split_lib.check_fractions(fractions)),
+        "sizes": [n_train, n_val, n_test],
     }
+    if split != "positional":
+        split_info.update(name=split, seed=int(seed))
     genres = np.unique(first_genre[movie_pos])
     info = {
         "loader": variant.name,
@@ -511,12 +596,8 @@ def build_dataset(
         "row_order": "pandas<2.2 merge order: movies by first appearance in the ratings "
                      "file, users by first appearance in that movie-grouped table",
         "positives": {t: int(columns[t].sum()) for t in TASKS},
-        "split": {
-            "method": "positional, no shuffle (train = first rows)",
-            "fractions": list(split_lib.check_fractions(fractions)),
-            "sizes": [n_train, n_val, n_test],
-        },
-        "seed_independent": True,
+        "split": split_info,
+        "seed_independent": split == "positional",
         "format_version": FORMAT_VERSION,
         "schema_version": cache_lib.SCHEMA_VERSION,
     }
@@ -542,6 +623,7 @@ def load_movielens_m3oe(
     seed: int = split_lib.DEFAULT_SEED,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     keep_domain: int | None = None,
+    split: str = DEFAULT_SPLIT,
 ) -> MultiDomainDataset:
     """Loads, splits and caches M3oE's MovieLens variant.
 
@@ -551,11 +633,14 @@ def load_movielens_m3oe(
             (`ml_1m/`, `ml-100k/`). Default `$MLORA_TF_DATA_DIR` or `./datasets`.
         domain_split: `"age3"` (the only one).
         cache_dir: cache folder; None -> the default one; False -> no caching.
-        seed: checked but unused: nothing here is random (the cache key ignores it).
+        seed: the seed of the random `split` methods (`DataConfig.split_seed`);
+            checked but unused by `"positional"` (whose cache key ignores it).
         fractions: `(train, val, test)` of the positional split, default
             `(0.8, 0.1, 0.1)`.
         keep_domain: None (all three domains) or one domain id (the original's
             `--domain`), which becomes domain 0.
+        split: `"positional"` (default, the original's), `"random"` or
+            `"users_shuffled"` (see `split_order`); recorded in `info["split"]`.
 
     Returns:
         A multi-task `MultiDomainDataset` (see the module docstring).
@@ -574,19 +659,23 @@ def load_movielens_m3oe(
     split_lib.check_seed(seed)
     fractions = split_lib.check_fractions(fractions)
     keep_domain = _check_keep_domain(keep_domain)
+    split = _check_split(split)
     paths = movielens.resolve_files(spec.base, data_dir)
     hashes = {name: cache_lib.hash_file(path) for name, path in paths.items()}
+    extra = {"keep_domain": keep_domain, "format_version": FORMAT_VERSION}
+    if split != DEFAULT_SPLIT:  # the default's key stays what it was
+        extra["split"] = split
     key = cache_lib.make_cache_key(
         loader=spec.name,
         raw_file_hashes={f: hashes.get(f) for f in spec.base.required + spec.base.optional},
         domain_split=DOMAIN_SPLIT,
         fractions=fractions,
-        seed=0,  # the pipeline has no randomness
-        extra={"keep_domain": keep_domain, "format_version": FORMAT_VERSION},
+        seed=0 if split == DEFAULT_SPLIT else seed,  # the positional split has no randomness
+        extra=extra,
     )
 
     def build() -> MultiDomainDataset:
-        dataset = build_dataset(spec, paths, fractions, keep_domain)
+        dataset = build_dataset(spec, paths, fractions, keep_domain, split, seed)
         dataset.info["raw_files"] = {
             name: {"sha256": hashes[name], "bytes": os.path.getsize(path)}
             for name, path in paths.items()
@@ -594,6 +683,8 @@ def load_movielens_m3oe(
         return dataset
 
     tag = DOMAIN_SPLIT + (f"-d{keep_domain}" if keep_domain is not None else "")
+    if split != DEFAULT_SPLIT:
+        tag += f"-{split}"
     dataset = cache_lib.get_or_build(
         build, cache_dir=cache_lib.resolve_cache_dir(cache_dir), loader=spec.name,
         domain_split=tag, key=key,
@@ -607,8 +698,10 @@ __all__ = [
     "DOMAIN_NAMES",
     "DOMAIN_SPLIT",
     "FEATURES",
+    "SPLIT_METHODS",
     "TASKS",
     "load_movielens_m3oe",
     "merge_order",
     "positional_split_sizes",
+    "split_order",
 ]
