@@ -238,7 +238,8 @@ class MultiTaskTrainConfig:
             mean AUC (10).
         fusion_schedule: `"paper"` (default): the main optimizer trains the network
             only; once per epoch the fusion scalars take one step of their own
-            optimizer on a held-out (validation) batch, loss = the per-pair sum.
+            optimizer on a training batch (the paper's "mini-batch of training data",
+            m3oe.md §3.3), loss = the per-pair sum.
             `"as_coded"`: what the released code does (m3oe.md §3.3): the main
             optimizer trains every weight, the scalars included, and once per epoch
             the fusion optimizer steps the scalars on the next batch of a second

@@ -83,7 +83,7 @@ flags.DEFINE_list("task_set", None, "Train a multi-domain multi-task model on th
 flags.DEFINE_list("domains", None, "Multi-task: keep only these domain ids, renumbered from 0 (one domain: the -MTL setting).")
 flags.DEFINE_enum("m3oe_fusion", None, ["paper", "as_coded", "fixed"],
                   "M3oE fusion weights: paper = bi-level, the scalars only in their own once-per-epoch step on a "
-                  "held-out batch (default); as_coded = the released code (every weight in the main optimizer, "
+                  "training batch (default); as_coded = the released code (every weight in the main optimizer, "
                   "plus the scalars' step on a training batch); fixed = all four at 0.5 (Table 3 'w/o AutoML').")
 flags.DEFINE_integer("num_shared_experts", None, "M3oE/MMoE/PLE shared experts N (default 4, the code's; the paper's best on MovieLens is 1).")
 flags.DEFINE_integer("specific_experts", None, "PLE: experts per (domain, task) objective (default 1).")

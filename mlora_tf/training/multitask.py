@@ -9,9 +9,10 @@ Per epoch:
    absent from a batch adds nothing (the code would add NaN; at its batch size it never
    happens). Every gradient gets torch's coupled weight decay, `weight_decay * w`.
 2. **Fusion step** (models with learned fusion scalars, i.e. M3oE): one step of the
-   scalars' own Adam, per `MultiTaskTrainConfig.fusion_schedule`: `paper` on a
-   validation batch with the per-pair loss, the main optimizer never touching the
-   scalars; `as_coded` on the next batch of a second shuffled pass over the training
+   scalars' own Adam, per `MultiTaskTrainConfig.fusion_schedule`: `paper` on the
+   next batch of a second shuffled pass over the training data ("a mini-batch of
+   training data", m3oe.md §3.3) with the per-pair loss, the main optimizer never
+   touching the scalars; `as_coded` on the next batch of a second shuffled pass over the training
    data with the mean BCE, the main optimizer training the scalars too (m3oe.md §3.3).
 3. **Validate**: per-pair AUC on the whole validation split; the selection metric is
    their plain mean (the paper's overall AUC).
@@ -139,7 +140,9 @@ class MultiTaskTrainer:
         if self.fusion_variables:
             self.fusion_optimizer = FusedAdam(learning_rate=config.fusion_learning_rate, epsilon=config.adam_epsilon)
             self.fusion_optimizer.build(self.fusion_variables)
-            split = "val" if config.fusion_schedule == "paper" else "train"
+            # Both schedules step the scalars on a training batch: the paper's
+            # "a mini-batch of training data" after each epoch (m3oe.md §3.3).
+            split = "train"
             self._fusion_split = split
             self._fusion_batches = _Batches(dataset.num_rows(split), config.batch_size, self.rng)
         self._train_pass = self._make_train_pass()

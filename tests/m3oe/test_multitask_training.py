@@ -81,6 +81,14 @@ def test_paper_schedule_moves_the_scalars_only_in_their_own_step(dataset):
     assert all(abs(after[k] - before[k]) < 5e-3 for k in before)
 
 
+@pytest.mark.parametrize("schedule", ["paper", "as_coded"])
+def test_fusion_step_draws_training_batches(dataset, schedule):
+    # The paper: "a mini-batch of training data" after each epoch (m3oe.md §3.3); never validation rows.
+    trainer = _trainer(dataset, fusion_schedule=schedule)
+    assert trainer._fusion_split == "train"
+    assert trainer._fusion_batches.n == dataset.num_rows("train")
+
+
 def test_as_coded_schedule_moves_the_scalars_with_the_network(dataset):
     trainer = _trainer(dataset, fusion_schedule="as_coded")
     before = _raw_fusion(trainer)
