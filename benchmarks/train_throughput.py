@@ -6,6 +6,8 @@ time, batch 1024), after one warm-up epoch that includes tracing; reports the me
 
 * `trainer`: our `Trainer` (one `tf.function` pass per domain over in-memory tensors),
   for every `--models` x `--adapters` combination;
+* `trainer-original`: WDL+MLoRA under `--loop=original` (the TF 1.12 + DeepCTR loop,
+  `mlora_tf.training.loops`), the yardstick the fast loop is measured against;
 * `keras-fit`: WDL+MLoRA trained with plain Keras `compile` + `fit(epochs=1)` per
   domain on an in-memory `tf.data` pipeline (shuffle, batch 1024, prefetch): what a
   default Keras loop gives;
@@ -36,12 +38,13 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import common  # noqa: E402
-from mlora_tf.config import ModelConfig, TrainConfig  # noqa: E402
+from mlora_tf.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from mlora_tf.data.dataset import MultiDomainDataset  # noqa: E402
 from mlora_tf.models import DataSpec, build_model  # noqa: E402
 from mlora_tf.runtime import configure_threads  # noqa: E402
 from mlora_tf.training import Trainer, schedule_phases  # noqa: E402
 from mlora_tf.training import distribute  # noqa: E402
+from mlora_tf.training.loops import resolve_loop  # noqa: E402
 
 MODELS = ("mlp", "wdl")
 ADAPTERS = ("none", "mlora")
@@ -71,6 +74,7 @@ flags.DEFINE_string(
     "Python of the DeepCTR venv (`make bench-peer` builds it): when it exists, DeepCTR's WDL is timed on the same "
     "data in the same run and the table shows our ratio to it. Empty: skip.",
 )
+flags.DEFINE_boolean("original_loop", True, "Also time WDL+MLoRA under --loop=original (the yardstick) in the same run.")
 flags.DEFINE_boolean("skip_csv", False, "Skip the csv-pipeline path.")
 flags.DEFINE_boolean("skip_keras_fit", False, "Skip the keras-fit path.")
 flags.DEFINE_integer(
@@ -101,16 +105,24 @@ def to_dataset(data: dict) -> MultiDomainDataset:
     )
 
 
-def new_model(name: str, adapter: str, spec: DataSpec, strategy) -> keras.Model:
+def run_config(name: str, adapter: str, loop: str = "fast") -> RunConfig:
+    """The resolved config of one trainer path (`--loop`: which training loop)."""
+    return resolve_loop(
+        RunConfig(model=ModelConfig(name=name, adapter=adapter),
+                  train=TrainConfig(batch_size=FLAGS.batch_size, seed=FLAGS.seed, loop=loop))
+    )
+
+
+def new_model(name: str, adapter: str, spec: DataSpec, strategy, loop: str = "fast") -> keras.Model:
     keras.utils.set_random_seed(FLAGS.seed)
     with strategy.scope():
-        return build_model(ModelConfig(name=name, adapter=adapter), spec)
+        return build_model(run_config(name, adapter, loop).model, spec, graph_seed=FLAGS.seed)
 
 
 # ------------------------------------------------------------------ our trainer
-def bench_trainer(name, adapter, dataset, spec, strategy) -> dict:
-    model = new_model(name, adapter, spec, strategy)
-    trainer = Trainer(model, dataset, TrainConfig(batch_size=FLAGS.batch_size, seed=FLAGS.seed), strategy=strategy)
+def bench_trainer(name, adapter, dataset, spec, strategy, loop: str = "fast") -> dict:
+    model = new_model(name, adapter, spec, strategy, loop)
+    trainer = Trainer(model, dataset, run_config(name, adapter, loop).train, strategy=strategy)
     phase = schedule_phases("joint", adapter)[0]
     with strategy.scope():
         trainer._enter_phase(phase)
@@ -303,6 +315,10 @@ def main(argv):
         for adapter in FLAGS.adapters:
             label = f"{LABELS[name]}-{LABELS[adapter]}"
             record(label, "trainer", bench_trainer(name, adapter, dataset, spec, strategy))
+    if FLAGS.original_loop and FLAGS.strategy == "default":
+        # The yardstick (`--loop=original`: one pass per batch, Keras Dropout, clipped loss, ...).
+        record(f"{LABELS[KERAS_MODEL]}-{LABELS[KERAS_ADAPTER]}", "trainer-original",
+               bench_trainer(KERAS_MODEL, KERAS_ADAPTER, dataset, spec, strategy, loop="original"))
     keras_label = f"{LABELS[KERAS_MODEL]}-{LABELS[KERAS_ADAPTER]}"
     if not FLAGS.skip_keras_fit:
         record(keras_label, "keras-fit", bench_keras_fit(data, spec, strategy))

@@ -1,8 +1,10 @@
 """`make fidelity-ablation`: which of our training choices moves the numbers.
 
 Starting from `--loop=original` (TF 1.12 + DeepCTR step for step,
-`mlora_tf.training.loops`), each factor is switched to the fast loop's value on its
-own, then all together (the fast loop, our default); the original loop is also run
+`mlora_tf.training.loops`), each factor is switched to our value on its own
+(`original+F`), then all together (`fast`, our default loop); a factor whose default
+went back to the original's because of this ablation (the shuffle) is also switched
+on the fast loop (`fast+F`: the fast loop as it was before); the original loop is also run
 with the paper's stated patience 5 (§4.3; the released configs use 3). Every variant
 trains the grid's backbones (default WDL and DeepFM), Base and +MLoRA, over the seeds.
 With `--split_seeds`, the original loop is also run on other split memberships (the
@@ -60,8 +62,11 @@ FAST = "fast"
 
 
 def variants() -> list[str]:
-    """The variant names, in table order."""
+    """The variant names, in table order: `original+F` is the original loop with factor
+    F at our value (`Factor.ours`); `fast+F` the fast loop with F at our earlier value,
+    for a factor whose fast-loop default went back to the original's."""
     names = [ORIGINAL] + [f"original+{f}" for f in FLAGS.factors] + [FAST]
+    names += [f"fast+{f}" for f in FLAGS.factors if get_factor(f).alternative is not None]
     if FLAGS.patience5:
         names.append("original+patience5")
     names += [f"original@split_seed={s}" for s in FLAGS.split_seeds]
@@ -72,6 +77,10 @@ def variant_settings(name: str) -> tuple[dict, dict, dict]:
     """`(train fields, model fields, data fields)` of a variant."""
     if name == FAST:
         return {"loop": "fast"}, {}, {}
+    if name.startswith("fast+"):
+        factor = get_factor(name.split("+", 1)[1])
+        return ({"loop": "fast", factor.name: factor.ours}, {}, {}) if factor.section == "train" else (
+            {"loop": "fast"}, {factor.name: factor.ours}, {})
     train, model, data = {"loop": "original"}, {}, {}
     if name.startswith("original@split_seed="):
         data["split_seed"] = int(name.split("=", 1)[1])
@@ -79,7 +88,7 @@ def variant_settings(name: str) -> tuple[dict, dict, dict]:
         train["patience"] = 5
     elif name.startswith("original+"):
         factor = get_factor(name.split("+", 1)[1])
-        value = FAST_ROW_GROUPS if factor.name == "row_groups" else factor.fast
+        value = FAST_ROW_GROUPS if factor.name == "row_groups" else factor.ours
         (train if factor.section == "train" else model)[factor.name] = value
     elif name != ORIGINAL:
         raise ValueError(f"Unknown variant {name!r}")

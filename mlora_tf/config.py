@@ -115,9 +115,9 @@ class TrainConfig:
         loop: `fast` (the default) or `original` (what TF 1.12 + DeepCTR did, step
             for step; `mlora_tf.training.loops`). It chooses every factor below (and
             `ModelConfig.dropout_impl`, `init_seeds`) left unset (None).
-        shuffle: `permutation` (a fresh full permutation of each domain's rows every
-            epoch) or `buffer` (a 10,000-row shuffle buffer over the split's row
-            order whose order repeats every epoch, as `make_csv_dataset` did).
+        shuffle: `buffer` (a 10,000-row shuffle buffer over the split's row order
+            whose order repeats every epoch, as `make_csv_dataset` did; both loops) or
+            `permutation` (a fresh full permutation of each domain's rows every epoch).
         loss: `logits` (BCE from logits) or `clipped` (Keras' BCE on probabilities
             clipped to [1e-7, 1 - 1e-7]).
         row_groups: row groups a one-device step splits its batch into (None: 2 on a

@@ -43,6 +43,7 @@ from mlora_tf.models.mdmt_parts import input_names
 from mlora_tf.training.distribute import is_default_strategy, per_replica_batch_size
 from mlora_tf.training.optimizers import FusedAdam
 from mlora_tf.training.metrics import AUC_FUNCTIONS, domain_metrics, plain_mean
+from mlora_tf.training.loops import get_factor
 from mlora_tf.training.phases import GROUPS, Phase
 
 # Clipping of Keras' probability losses (TF 1.12 `K.epsilon()`).
@@ -282,19 +283,16 @@ class Trainer:
             raise ValueError(f"`batch_parts` must be a positive integer. Received: batch_parts={batch_parts}")
         self.batch_parts = batch_parts
         # The original loop's factors (`mlora_tf.training.loops`); unset: the fast loop's.
-        self.shuffle = config.shuffle or "permutation"
-        self.loss_kind = config.loss or "logits"
+        self.shuffle = config.shuffle or get_factor("shuffle").fast
+        self.loss_kind = config.loss or get_factor("loss").fast
         if self.shuffle not in ("permutation", "buffer"):
             raise ValueError(f"`shuffle` must be 'permutation' or 'buffer'. Received: shuffle={self.shuffle!r}")
         if self.loss_kind not in LOSSES:
             raise ValueError(f"`loss` must be one of {sorted(LOSSES)}. Received: loss={self.loss_kind!r}")
         self._buffer_orders = {}  # pass key -> the shuffle buffer's (repeating) row order
         if self.strategy is not None:
-            if self.shuffle != "permutation" or self.loss_kind != "logits":
-                raise ValueError(
-                    "The original loop's shuffle buffer and clipped loss run on one device: "
-                    "use --strategy=default with --loop=original (or --shuffle=permutation --loss=logits)."
-                )
+            if self.batch_parts != 1:
+                raise ValueError(f"`row_groups` must be 1 under a strategy. Received: row_groups={self.batch_parts}")
             per_replica_batch_size(config.batch_size, self.strategy)
             if not all(self.strategy.extended.variable_created_in_scope(v.value) for v in self.weight_variables):
                 raise ValueError(
@@ -523,6 +521,7 @@ class Trainer:
         batch_size = self.config.batch_size
         replicas = strategy.num_replicas_in_sync
         slots = self._slot_iterator()
+        row_loss = LOSSES[self.loss_kind]
         l2 = [_l2_factor(v) for v in variables]
         others = [v for v, f in zip(variables, l2) if f is None and v.regularizer is not None]
         with strategy.scope():
@@ -537,7 +536,7 @@ class Trainer:
             features, label = tensors[:-1], tensors[-1]
             with tf.GradientTape() as tape, self._single_domain(one_domain):
                 logit = model(self._model_inputs(features), training=True)["logit"]
-                per_row = tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logit)
+                per_row = row_loss(label, logit)
                 loss = tf.nn.compute_average_loss(per_row, global_batch_size=end - start)
                 total = loss + tf.add_n([v.regularizer(v) for v in others]) / replicas if others else loss
             gradients = tape.gradient(total, variables)
@@ -568,6 +567,13 @@ class Trainer:
                 end = tf.minimum(start + batch_size, n)
                 strategy.run(replica_step, args=(next(slots), order, start, end, *tensors))
             return loss_total.result(), steps
+
+        if self.shuffle == "buffer":
+            # The shuffle buffer's order (`_buffer_order`): the same on every worker.
+            def ordered_pass(order, *tensors):
+                return run_batches(slots, order, *tensors)
+
+            return ordered_pass
 
         def train_pass(*tensors):
             return run_batches(slots, shuffled_order(*tensors), *tensors)

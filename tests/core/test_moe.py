@@ -81,7 +81,7 @@ def test_expert_phase_feeds_only_its_domain(monkeypatch):
     trainer._enter_phase(phase)
     seen = []
     real = trainer._train_pass
-    monkeypatch.setattr(trainer, "_train_pass", lambda *t: seen.append(np.unique(t[2].numpy())) or real(*t))
+    monkeypatch.setattr(trainer, "_train_pass", lambda *t: seen.append(np.unique(t[-2].numpy())) or real(*t))
     trainer._train_epoch(phase)
     assert [list(u) for u in seen] == [[1]]
 

@@ -1,5 +1,6 @@
 """`--loop=original`: the factors, their resolution, and what each does."""
 
+import contextlib
 import dataclasses
 
 import keras
@@ -11,7 +12,7 @@ from helpers import tiny_dataset
 from mlora_tf.config import ModelConfig, RunConfig, TrainConfig
 from mlora_tf.models import DataSpec, build_model, dense_stack_of
 from mlora_tf.training import Trainer, schedule_phases
-from mlora_tf.training.loops import FACTORS, loop_differences, resolve_loop
+from mlora_tf.training.loops import FACTORS, get_factor, loop_differences, resolve_loop
 from mlora_tf.training.trainer import clipped_binary_crossentropy, logit_binary_crossentropy, shuffle_buffer_order
 
 
@@ -23,14 +24,16 @@ def test_original_loop_sets_every_factor_to_the_original_value():
     assert loop_differences(config) == {}
 
 
-def test_fast_loop_leaves_row_groups_automatic_and_differs_in_every_factor():
+def test_fast_loop_leaves_row_groups_automatic_and_streams_as_the_original():
     config = resolve_loop(RunConfig())
     assert config.train.row_groups is None
-    assert set(loop_differences(config)) == {f.name for f in FACTORS}
+    assert config.train.shuffle == "buffer"  # the ablation's finding: the original's stream
+    assert set(loop_differences(config)) == {f.name for f in FACTORS} - {"shuffle"}
 
 
 def test_explicit_factor_wins_over_the_loop_and_input_is_not_mutated():
     given = RunConfig(model=ModelConfig(dropout_impl="fast"), train=TrainConfig(loop="original", shuffle="permutation"))
+    assert get_factor("shuffle").ours == "permutation"
     config = resolve_loop(given)
     assert config.train.shuffle == "permutation" and config.model.dropout_impl == "fast"
     assert config.train.loss == "clipped"
@@ -171,14 +174,26 @@ def test_original_loop_trains_and_records_its_factors(tmp_path):
     assert config.train.shuffle is None  # the caller's config is not edited
 
 
-def test_original_loop_refuses_a_distribution_strategy():
+def test_buffer_stream_and_clipped_loss_run_under_a_strategy_and_match_one_device():
     data = tiny_dataset()
-    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    with strategy.scope():
-        model = build_model(ModelConfig(name="wdl", adapter="none", hidden_units=(8,)), DataSpec.from_dataset(data))
-    # OneDeviceStrategy is not the default strategy, so the trainer treats it as distributed.
-    with pytest.raises(ValueError, match="one device"):
-        Trainer(model, data, dataclasses.replace(TrainConfig(), shuffle="buffer"), strategy=strategy)
+    config = dataclasses.replace(TrainConfig(batch_size=64, max_epochs=1, seed=4), shuffle="buffer", loss="clipped",
+                                 row_groups=1)
+    phase = schedule_phases("joint", "none")[0]
+    results = []
+    for strategy in (None, tf.distribute.OneDeviceStrategy("/cpu:0")):
+        keras.utils.set_random_seed(4)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = build_model(ModelConfig(name="wdl", adapter="none", hidden_units=(8,), dropout=0.0),
+                                DataSpec.from_dataset(data))
+        trainer = Trainer(model, data, config, strategy=strategy)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            trainer._enter_phase(phase)
+        trainer._train_epoch(phase)
+        results.append([v.numpy() for v in trainer.weight_variables])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="row_groups"):
+        Trainer(model, data, dataclasses.replace(config, row_groups=2), strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
 
 
 def test_original_reset_keeps_the_partitioned_norm_debias_state():

@@ -99,7 +99,7 @@ def test_training_batches_never_mix_domains(monkeypatch):
     trainer._enter_phase(phase)
     seen = []
     real = trainer._train_pass
-    monkeypatch.setattr(trainer, "_train_pass", lambda *t: seen.append(np.unique(t[2].numpy())) or real(*t))
+    monkeypatch.setattr(trainer, "_train_pass", lambda *t: seen.append(np.unique(t[-2].numpy())) or real(*t))
     trainer._train_epoch(phase)
     assert sorted(int(u[0]) for u in seen) == [0, 1] and all(len(u) == 1 for u in seen)
     trainer.config.mixed_batches = True
@@ -124,7 +124,7 @@ def test_joint_training_learns_and_reports():
 def test_one_domain_pass_is_traced_without_cond_and_matches_the_per_row_pass():
     import keras
 
-    from mlora_tf.training.trainer import _ID_SPEC, _LABEL_SPEC
+    from mlora_tf.training.trainer import _ID_SPEC, _LABEL_SPEC, _ORDER_SPEC
 
     runs = []
     for one_domain in (True, False):
@@ -136,7 +136,9 @@ def test_one_domain_pass_is_traced_without_cond_and_matches_the_per_row_pass():
         trainer._enter_phase(phase)
         train_pass = trainer._make_train_pass(one_domain)
         conds = {"If", "StatelessIf"} & graph_op_types(
-            train_pass.get_concrete_function(_ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC)
+            train_pass.get_concrete_function(
+                *([_ORDER_SPEC] if trainer.shuffle == "buffer" else []), _ID_SPEC, _ID_SPEC, _ID_SPEC, _LABEL_SPEC
+            )
         )
         assert bool(conds) != one_domain  # the per-row pass keeps the stack's per-batch test
         trainer._train_pass = train_pass
