@@ -258,8 +258,15 @@ def evaluate(
             multi-task run or export (not supported).
         FileNotFoundError: a missing run, export or data file.
     """
+    # The arguments and input paths first, before any model or data is loaded.
     if data is None and split not in SPLITS:
         raise ValueError(f"`split` must be one of {list(SPLITS)}. Received: split={split!r}")
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f"Run or export folder not found: {model_dir}. Received: {model_dir!r}")
+    if data is not None and not os.path.isfile(data):
+        raise FileNotFoundError(f"Data file not found: {data}. Received: data={data!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
     if is_export(model_dir):
         metadata = read_export_metadata(model_dir)
         if metadata["kind"] != "single_task":

@@ -138,3 +138,57 @@ def test_bad_settings(tmp_path):
         load(tmp_path / "clicks.csv", features=["user", "site"])
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         load(tmp_path / "nope.csv")
+
+
+# --------------------------------------------------------------------------- #
+# No `features`: the schema is inferred.
+# --------------------------------------------------------------------------- #
+
+
+def _write_typed(path, n=240, seed=3, empty_in=None):
+    """user (text), item (integer), site (domain), click, price (float), device (text),
+    age (integer), and `note` with an empty value when `empty_in` is a row index."""
+    rng = random.Random(seed)
+    lines = ["user,item,site,click,price,device,age,note"]
+    for r in range(n):
+        note = "" if r == empty_in else f"n{r % 4}"
+        lines.append(f"u{rng.randint(0, 30)},{rng.randint(1, 50)},{SITES[r % 3]},{int(rng.random() < 0.4)},"
+                     f"{rng.uniform(0, 9):.3f},{rng.choice(['ios', 'web'])},{rng.randint(18, 70)},{note}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_infer_features_types_and_order(tmp_path):
+    from mlora_tf.data import csv_loader
+
+    _write_typed(tmp_path / "t.csv", empty_in=7)
+    schema = csv_loader.infer_features(tmp_path / "t.csv", domain_column="site", label_column="click")
+    assert schema["features"] == ["user", "item", "device", "age"]  # text and integer, file order
+    assert schema["numeric_features"] == ["price"]
+    assert schema["skipped"] == {"note": "has empty values"}
+    assert csv_loader.feature_flags(schema) == "--features=user,item,device,age --numeric_features=price"
+    # Given numeric features are kept; the other float columns are left out, said so.
+    given = csv_loader.infer_features(tmp_path / "t.csv", domain_column="site", label_column="click",
+                                      numeric_features=["age"])
+    assert given["features"] == ["user", "item", "device"] and given["numeric_features"] == ["age"]
+    assert "price" in given["skipped"]
+
+
+def test_load_without_features_equals_the_printed_flags(tmp_path):
+    _write_typed(tmp_path / "t.csv")
+    inferred = load_dataset("csv", path=str(tmp_path / "t.csv"), domain_column="site", label_column="click",
+                            cache_dir=False)
+    explicit = load_dataset("csv", path=str(tmp_path / "t.csv"), domain_column="site", label_column="click",
+                            features=["user", "item", "device", "age", "note"], numeric_features=["price"],
+                            cache_dir=False)
+    assert inferred.features == explicit.features
+    assert inferred.vocab_sizes == explicit.vocab_sizes
+    for split in ("train", "val", "test"):
+        for column in explicit.splits[split]:
+            np.testing.assert_array_equal(inferred.splits[split][column], explicit.splits[split][column])
+
+
+def test_infer_needs_two_categorical_columns(tmp_path):
+    (tmp_path / "t.csv").write_text("x,site,click\n" + "".join(f"{i / 3:.2f},a,{i % 2}\n" for i in range(30)))
+    with pytest.raises(ValueError, match=r"at least two categorical.*--features=UID_COLUMN,PID_COLUMN"):
+        load_dataset("csv", path=str(tmp_path / "t.csv"), domain_column="site", label_column="click",
+                     cache_dir=False)

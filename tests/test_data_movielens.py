@@ -472,3 +472,83 @@ def test_unknown_option_is_named(tmp_path):
     write_ml1m(tmp_path)
     with pytest.raises(ValueError, match=r"Unknown option\(s\) \['n_users'\] for dataset 'ml-1m'"):
         load_dataset("ml-1m", data_dir=tmp_path, cache_dir=False, n_users=3)
+
+
+# --------------------------------------------------------------------------- #
+# Files as they come: BOM, CRLF, trailing whitespace, a trailing empty field.
+# --------------------------------------------------------------------------- #
+
+
+def _as_found_in_the_wild(path, sep):
+    """The file with a BOM, CRLF line ends, a trailing separator on every third line and
+    trailing spaces on every fifth."""
+    with open(path, "rb") as f:
+        lines = f.read().decode("latin-1").splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if i % 3 == 1:
+            line += sep
+        if i % 5 == 2:
+            line += "  "
+        out.append(line)
+    with open(path, "wb") as f:
+        f.write(b"\xef\xbb\xbf" + "\r\n".join(out).encode("latin-1") + b"\r\n")
+    return len(lines)
+
+
+@pytest.mark.parametrize("variant, files", [("ml-100k", {"u.data": "\t", "u.user": "|", "u.occupation": None}),
+                                            ("ml-1m", {"ratings.dat": "::", "users.dat": "::"})])
+def test_files_as_they_come_give_the_same_dataset(tmp_path, variant, files, caplog):
+    WRITERS[variant](tmp_path / "clean", orphan_ratings=3)
+    WRITERS[variant](tmp_path / "wild", orphan_ratings=3)
+    for name, sep in files.items():
+        if sep is None:  # u.occupation: one name per line
+            path = tmp_path / "wild" / name
+            path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"  \r\n"))
+        else:
+            _as_found_in_the_wild(tmp_path / "wild" / name, sep)
+    clean = load_dataset(variant, data_dir=tmp_path / "clean", cache_dir=False)
+    with caplog.at_level(logging.INFO, logger="absl"):
+        wild = load_dataset(variant, data_dir=tmp_path / "wild", cache_dir=False)
+    for split in ("train", "val", "test"):
+        for column in ("uid", "pid", "domain", "label"):
+            np.testing.assert_array_equal(clean.splits[split][column], wild.splits[split][column])
+    assert wild.info["dropped_orphan_ratings"] == 3
+    ratings = next(n for n in files if n in ("u.data", "ratings.dat"))
+    lines = [r.getMessage() for r in caplog.records if ratings in r.getMessage() and "accepted" in r.getMessage()]
+    assert len(lines) == 1, lines  # one line per file
+    assert "UTF-8 byte-order mark" in lines[0] and "CRLF" in lines[0]
+    assert "trailing empty field" in lines[0] and "trailing whitespace" in lines[0]
+
+
+def test_ml100k_u_data_with_orphan_rows_one_with_a_trailing_tab(tmp_path, caplog):
+    """The copy of u.data found in the wild: extra rows of a user missing from u.user,
+    one of them ending in a tab. The rows are dropped and counted; nothing fails."""
+    fixture = write_ml100k(tmp_path)
+    path = tmp_path / "u.data"
+    with open(path, "a", encoding="latin-1") as f:
+        f.write("944\t10\t5\t881250949\n944\t11\t3\t881250950\t\n944\t12\t4\t881250951\n")
+    with caplog.at_level(logging.INFO, logger="absl"):
+        ds = load_dataset("ml-100k", data_dir=tmp_path, cache_dir=False)
+    assert ds.info["dropped_orphan_ratings"] == 3
+    assert sum(ds.num_rows(s) for s in ("train", "val", "test")) == len(fixture.ratings)
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "1 line(s) with a trailing empty field" in messages and "dropped 3 ratings" in messages
+
+
+@pytest.mark.parametrize("variant, filename, line, expected", [
+    ("ml-100k", "u.data", "1\t6\t4\t881250949\tx", "found 5"),          # a non-empty fifth field
+    ("ml-100k", "u.data", "1\t6\t4\t881250949\t\t", "found 5"),         # two trailing fields
+    ("ml-100k", "u.data", "1\t6\t4 5\t881250949", "Received: '4 5'"),  # inner whitespace
+    ("ml-1m", "ratings.dat", "1::5::3::978300760::::", "found 5"),
+    ("ml-1m", "ratings.dat", "1::5::3::978300760:", "Received: '978300760:'"),
+    ("ml-1m", "users.dat", "\xef\xbb\xbf4::F::1::10::48067", "UserID"),  # a BOM inside the file
+])
+def test_really_malformed_lines_still_fail(tmp_path, variant, filename, line, expected):
+    WRITERS[variant](tmp_path)
+    path = str(tmp_path / filename)
+    replace_line(path, 4, line)
+    with pytest.raises(ValueError) as error:
+        load_dataset(variant, data_dir=tmp_path, cache_dir=False)
+    message = str(error.value)
+    assert path in message and "line 4" in message and expected in message, message

@@ -19,7 +19,8 @@ import sys
 
 from absl import app, flags, logging
 
-from mlora_tf.cli.common import configure_threads_from_flags, define_thread_flags
+from mlora_tf.cli import tf_log
+from mlora_tf.cli.common import check_input_dir, check_input_file, configure_threads_from_flags, define_thread_flags
 
 FLAGS = flags.FLAGS
 
@@ -36,14 +37,31 @@ flags.DEFINE_integer("batch_size", None, "Training batch size (default: the run'
 flags.DEFINE_integer("seed", None, "Seed of the new slot's initial A, the new embedding row, the split and shuffles (default: the run's).")
 flags.DEFINE_boolean("overwrite", False, "Replace a run already in --output_dir.")
 define_thread_flags()
+tf_log.define_flag()
+
+
+def check_flags() -> None:
+    """Every flag and input path, before anything is loaded."""
+    if not (FLAGS.run_dir and FLAGS.domain_data and FLAGS.output_dir):
+        raise ValueError("--run_dir, --domain_data and --output_dir are required.")
+    check_input_dir(FLAGS.run_dir, "run_dir")
+    check_input_file(FLAGS.domain_data, "domain_data")
+    check_input_file(FLAGS.val_data, "val_data")
+    if FLAGS.val_data is None and not 0.0 < FLAGS.val_fraction < 1.0:
+        raise ValueError(f"--val_fraction must be between 0 and 1. Received: --val_fraction={FLAGS.val_fraction}")
+    for name in ("max_epochs", "patience", "batch_size"):
+        value = getattr(FLAGS, name)
+        if value is not None and value < (0 if name == "patience" else 1):
+            raise ValueError(f"--{name} must be a positive integer. Received: --{name}={value}")
+    if FLAGS.learning_rate is not None and not FLAGS.learning_rate > 0:
+        raise ValueError(f"--learning_rate must be positive. Received: --learning_rate={FLAGS.learning_rate}")
 
 
 def main(argv):
     del argv
-    configure_threads_from_flags()
     try:
-        if not (FLAGS.run_dir and FLAGS.domain_data and FLAGS.output_dir):
-            raise ValueError("--run_dir, --domain_data and --output_dir are required.")
+        check_flags()
+        configure_threads_from_flags()
         from mlora_tf.add_domain import add_domain
 
         overrides = {

@@ -16,6 +16,7 @@ import sys
 
 from absl import app, flags, logging
 
+from mlora_tf.cli import tf_log
 from mlora_tf.cli.prepare import parse_argv
 
 FLAGS = flags.FlagValues()  # own flag set (see mlora_tf.cli.prepare)
@@ -25,6 +26,7 @@ flags.DEFINE_string("data_dir", None, "Where the archive and its folder go (defa
 flags.DEFINE_string("sha256", None, "Expected sha256 of the archive (default: the official file's).", flag_values=FLAGS)
 flags.DEFINE_string("url", None, "Another URL for the archive (a mirror, or file:// for a local copy).", flag_values=FLAGS)
 flags.DEFINE_float("timeout", 60.0, "Network timeout in seconds.", flag_values=FLAGS)
+tf_log.define_flag(FLAGS)
 
 
 def main(argv):

@@ -20,7 +20,8 @@ import sys
 
 from absl import app, flags, logging
 
-from mlora_tf.cli.common import configure_threads_from_flags, define_thread_flags
+from mlora_tf.cli import tf_log
+from mlora_tf.cli.common import check_input_dir, check_input_file, configure_threads_from_flags, define_thread_flags
 
 FLAGS = flags.FLAGS
 
@@ -31,14 +32,24 @@ flags.DEFINE_string("output", None, "Write the metrics as JSON here (atomically)
 flags.DEFINE_integer("batch_size", None, "Prediction batch size (default: the run's eval_batch_size).")
 flags.DEFINE_boolean("serving_lookup", False, "Score a run folder through its serving graph: ids unseen in training go to the OOV row, as in an export.")
 define_thread_flags()
+tf_log.define_flag()
+
+
+def check_flags() -> None:
+    """Every flag and input path, before anything is loaded."""
+    if not FLAGS.run_dir:
+        raise ValueError("--run_dir is required.")
+    check_input_dir(FLAGS.run_dir, "run_dir")
+    check_input_file(FLAGS.data, "data")
+    if FLAGS.batch_size is not None and FLAGS.batch_size < 1:
+        raise ValueError(f"--batch_size must be a positive integer. Received: --batch_size={FLAGS.batch_size}")
 
 
 def main(argv):
     del argv
-    configure_threads_from_flags()
     try:
-        if not FLAGS.run_dir:
-            raise ValueError("--run_dir is required.")
+        check_flags()
+        configure_threads_from_flags()
         from mlora_tf.evaluate import evaluate, format_report
         from mlora_tf.io import atomic_write_json
 

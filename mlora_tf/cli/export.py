@@ -21,7 +21,8 @@ import sys
 
 from absl import app, flags, logging
 
-from mlora_tf.cli.common import configure_threads_from_flags, define_thread_flags
+from mlora_tf.cli import tf_log
+from mlora_tf.cli.common import check_input_dir, configure_threads_from_flags, define_thread_flags
 
 FLAGS = flags.FLAGS
 
@@ -29,14 +30,25 @@ flags.DEFINE_string("run_dir", None, "Run folder written by mlora-train (result.
 flags.DEFINE_string("export_dir", None, "SavedModel folder to write: the version folder TF Serving loads, e.g. export/NAME/1.")
 flags.DEFINE_boolean("overwrite", False, "Replace an existing --export_dir.")
 define_thread_flags()
+tf_log.define_flag()
+
+
+def check_flags() -> None:
+    """Every flag and input path, before anything is loaded."""
+    import os
+
+    if not FLAGS.run_dir or not FLAGS.export_dir:
+        raise ValueError("--run_dir and --export_dir are required.")
+    check_input_dir(FLAGS.run_dir, "run_dir")
+    if os.path.exists(FLAGS.export_dir) and not FLAGS.overwrite:
+        raise FileExistsError(f"{FLAGS.export_dir} exists; choose another version folder or pass --overwrite.")
 
 
 def main(argv):
     del argv
-    configure_threads_from_flags()
     try:
-        if not FLAGS.run_dir or not FLAGS.export_dir:
-            raise ValueError("--run_dir and --export_dir are required.")
+        check_flags()
+        configure_threads_from_flags()
         from mlora_tf.export import export_run, read_export_metadata
 
         path = export_run(FLAGS.run_dir, FLAGS.export_dir, overwrite=FLAGS.overwrite)

@@ -27,6 +27,7 @@ import time
 
 from absl import app, flags, logging
 
+from mlora_tf.cli import tf_log
 from mlora_tf.config import parse_options
 from mlora_tf.runtime import configure_threads
 
@@ -47,11 +48,12 @@ flags.DEFINE_list("data_options", None, "Other loader options as key=value.", fl
 flags.DEFINE_string("path", None, "csv: the .csv or .parquet file.", flag_values=FLAGS)
 flags.DEFINE_string("domain_column", None, "csv: the column that defines the domains (any type).", flag_values=FLAGS)
 flags.DEFINE_string("label_column", None, "csv: the 0/1 label column; several comma-separated ones (click,like) make a multi-task dataset for mlora-train --task_set.", flag_values=FLAGS)
-flags.DEFINE_list("features", None, "csv: categorical id columns; the first two become uid and pid, every further one is a model feature of its own.", flag_values=FLAGS)
+flags.DEFINE_list("features", None, "csv: categorical id columns; the first two become uid and pid, every further one is a model feature of its own. Without it the schema is inferred (every other column; text and integer columns categorical, float columns numeric) and printed as these flags.", flag_values=FLAGS)
 flags.DEFINE_list("numeric_features", None, "csv: numeric columns, bucketised into quantile buckets; each is a model feature of its own.", flag_values=FLAGS)
 flags.DEFINE_integer("n_buckets", None, "csv: quantile buckets per numeric column (default 10).", flag_values=FLAGS)
 flags.DEFINE_string("split_column", None, "csv: a column with values train/val/test that gives the split.", flag_values=FLAGS)
 flags.DEFINE_string("delimiter", None, "csv: field delimiter (default ',').", flag_values=FLAGS)
+tf_log.define_flag(FLAGS)
 
 
 class TextProgress:
@@ -126,6 +128,75 @@ def _request() -> tuple[str, str | None, dict]:
     return name, domain_split, options
 
 
+def check_request() -> tuple[str, str | None, dict]:
+    """Every flag and input path, before any work: the input files first (so a missing
+    one is what the user hears about), then the flags; returns `_request()`."""
+    from mlora_tf.data import prepared
+    from mlora_tf.data.registry import get_spec
+
+    if FLAGS.path and not os.path.isfile(FLAGS.path):
+        what = "is a folder, not a file" if os.path.isdir(FLAGS.path) else "not found"
+        raise FileNotFoundError(f"Data file {what}: {FLAGS.path}. Received: --path={FLAGS.path}")
+    if FLAGS.raw_dir and not os.path.isdir(FLAGS.raw_dir):
+        raise FileNotFoundError(f"Raw folder not found: {FLAGS.raw_dir}. Received: --raw_dir={FLAGS.raw_dir}")
+    name, domain_split, options = _request()
+    get_spec(name)  # an unknown dataset: its error, listing the known ones
+    if name == "synthetic":
+        raise ValueError("'synthetic' is generated in memory in well under a second; there is nothing "
+                         "to prepare. Received: --dataset=synthetic")
+    if name != "csv" and not FLAGS.raw_dir:
+        raise ValueError(f"--raw_dir is required for --dataset={name}. Received: nothing")
+    if prepared.is_prepared_dir(FLAGS.raw_dir):
+        raise ValueError(f"{FLAGS.raw_dir} is a prepared folder, not raw files. Received: --raw_dir={FLAGS.raw_dir}")
+    if not FLAGS.out_dir:
+        raise ValueError("--out_dir is required. Received: nothing")
+    if os.path.isfile(FLAGS.out_dir):
+        raise ValueError(f"--out_dir is a file, not a folder. Received: --out_dir={FLAGS.out_dir}")
+    if name == "csv":
+        if not options.get("path"):
+            raise ValueError("--dataset=csv needs --path=FILE.csv (or .parquet). Received: nothing")
+        for flag in ("domain_column", "label_column"):
+            if not options.get(flag):
+                raise ValueError(f"--dataset=csv needs --{flag}=COLUMN. Received: nothing")
+        if options.get("n_buckets") is not None and options["n_buckets"] < 2:
+            raise ValueError(f"--n_buckets must be >= 2. Received: --n_buckets={options['n_buckets']}")
+        if options.get("delimiter") is not None and len(options["delimiter"]) != 1:
+            raise ValueError(f"--delimiter must be one character. Received: --delimiter={options['delimiter']!r}")
+    if "fractions" in options:
+        from mlora_tf.data import split as split_lib
+
+        split_lib.check_fractions(options["fractions"])
+    return name, domain_split, options
+
+
+def infer_csv_features(options: dict) -> list[str]:
+    """Without --features: the schema inferred from the file, put into `options`; the
+    lines to print (the flags that give it, to copy and edit)."""
+    from mlora_tf.data import csv_loader
+
+    schema = csv_loader.infer_features(
+        options["path"], domain_column=options["domain_column"], label_column=options["label_column"],
+        split_column=options.get("split_column"), numeric_features=options.get("numeric_features"),
+        delimiter=options.get("delimiter") or ",",
+    )
+    options["features"] = schema["features"]
+    options["numeric_features"] = schema["numeric_features"]
+    import shlex
+
+    given = [a for a in sys.argv[1:] if not a.startswith(("--features=", "--numeric_features="))]
+    lines = [
+        f"No --features: inferred from {options['path']} (uid = {schema['features'][0]!r}, "
+        f"pid = {schema['features'][1]!r}; text and integer columns categorical, float columns numeric):",
+        f"  {csv_loader.feature_flags(schema)}",
+    ]
+    for column, reason in schema["skipped"].items():
+        lines.append(f"  left out: column {column!r} {reason}")
+    if given and tf_log.running_program() is not None:
+        lines.append("  as one command: mlora-prepare " + " ".join(shlex.quote(a) for a in given)
+                     + " " + csv_loader.feature_flags(schema))
+    return lines
+
+
 def format_statistics(stats: dict, expected: dict | None) -> str:
     """The got-vs-expected table `mlora-prepare` prints."""
     rows = ["domains", "users", "items", "train", "val", "test", "total"]
@@ -186,14 +257,17 @@ def prepare(name: str, domain_split: str | None, options: dict, raw_dir: str | N
 
 def main(argv):
     del argv
-    configure_threads()
     from mlora_tf.data import prepared
 
     previous = prepared.set_progress_reporter(TextProgress())
     try:
-        name, domain_split, options = _request()
-        if not FLAGS.out_dir:
-            raise ValueError("--out_dir is required. Received: nothing")
+        # Every flag and input path first; then the work.
+        name, domain_split, options = check_request()
+        if name == "csv" and not options.get("features"):
+            for line in infer_csv_features(options):
+                print(line)
+            sys.stdout.flush()
+        configure_threads()
         dataset, stats, expected, manifest = prepare(
             name, domain_split, options, FLAGS.raw_dir, FLAGS.out_dir, seed=FLAGS.seed
         )

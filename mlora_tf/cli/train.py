@@ -22,7 +22,8 @@ from absl import app, flags, logging
 
 from mlora_tf.config import RunConfig, parse_options
 from mlora_tf.original_config import read_original_config
-from mlora_tf.cli.common import configure_threads_from_flags, define_thread_flags
+from mlora_tf.cli import tf_log
+from mlora_tf.cli.common import check_input_dir, check_input_file, configure_threads_from_flags, define_thread_flags
 from mlora_tf.training.distribute import STRATEGIES, configure_cpu_devices, is_chief, make_strategy
 
 FLAGS = flags.FLAGS
@@ -96,6 +97,7 @@ flags.DEFINE_boolean("fully_gated", None, "M3oE ablation (Table 3): one gate per
 flags.DEFINE_boolean("domain_experts", None, "M3oE: use the domain experts (false: Table 3 'w/o domain').")
 flags.DEFINE_boolean("task_experts", None, "M3oE: use the task experts (false: Table 3 'w/o task').")
 define_thread_flags()
+tf_log.define_flag()
 # distribution
 flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
                   "default: one device; mirrored: every local GPU (else every logical CPU device); multi_worker: "
@@ -230,8 +232,27 @@ def list_models_text() -> str:
     return "\n".join(lines)
 
 
-def run_multitask() -> int:
-    config = multitask_config_from_flags()
+def check_paths() -> None:
+    """The input paths of the flags exist (before anything is loaded)."""
+    check_input_file(FLAGS.config, "config")
+    check_input_dir(FLAGS.data_dir, "data_dir")
+
+
+def check_config(config, multitask: bool) -> None:
+    """What can be checked without data: the model and the dataset are known (the
+    errors the later steps would raise, before any data is loaded)."""
+    from mlora_tf.data.registry import get_spec
+    from mlora_tf.models import get_backbone, get_multitask_model
+
+    if multitask:
+        get_multitask_model(config.model.name)
+    else:
+        get_backbone(config.model.name)
+    get_spec(config.data.dataset)
+
+
+def run_multitask(config=None) -> int:
+    config = multitask_config_from_flags() if config is None else config
     from mlora_tf.multitask_run import format_pair_table, train_multitask_run
 
     record = train_multitask_run(config, output_dir=FLAGS.output_dir)
@@ -251,19 +272,24 @@ def main(argv):
         print(list_models_text())
         return 0
     try:
+        # Every flag and input path is checked first; then the work starts.
+        check_paths()
         if is_multitask_run():
+            config = multitask_config_from_flags()
+            check_config(config, multitask=True)
             configure_threads_from_flags(large_ops=True)
-            return run_multitask()
+            return run_multitask(config)
         stray = _given(_MULTITASK_ONLY)
         if stray:
             raise ValueError(f"{', '.join(stray)} apply to multi-task runs: add --task_set (e.g. click,like).")
+        config = config_from_flags()
+        check_config(config, multitask=False)
         # Logical devices, thread pools, then the strategy: each must precede the next
         # and any TensorFlow op (MultiWorkerMirroredStrategy starts the cluster server).
         if FLAGS.cpu_devices is not None:
             configure_cpu_devices(FLAGS.cpu_devices)
         configure_threads_from_flags()
         strategy = make_strategy(FLAGS.strategy)
-        config = config_from_flags()
         from mlora_tf.run import format_domain_table, train_run
 
         record = train_run(config, output_dir=FLAGS.output_dir, tensorboard=FLAGS.tensorboard, strategy=strategy)

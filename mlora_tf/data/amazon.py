@@ -17,7 +17,8 @@ domain order:
 | 4 | `Toys_and_Games_5.json.gz` |
 | 5 | `Video_Games_5.json.gz` |
 
-Each is gzip-compressed UTF-8 with one JSON object per line; the keys `reviewerID`
+Each is gzip-compressed UTF-8 with one JSON object per line (a UTF-8 BOM, CRLF line ends
+and trailing whitespace are accepted and counted in one INFO log line per file); the keys `reviewerID`
 (user), `asin` (item) and `overall` (rating, read and then ignored) are required, the
 rest is not read. An unzipped `<name>_5.json` is accepted when the `.gz` is absent.
 `domain_split="category_13"` takes the 13 categories of the original `config_13.json`.
@@ -462,12 +463,23 @@ def read_reviews(
         ValueError: empty or damaged file, or a malformed line (naming the file, the
             1-based line number and the value).
     """
+    from mlora_tf.data.movielens import UTF8_BOM, TextFixes
+
     uid_out, pid_out, score_out = array.array("q"), array.array("q"), array.array("d")
     opener = gzip.open if path.endswith(".gz") else open
+    fixes = TextFixes(path)
     lineno = 0
     try:
         with opener(path, "rb") as f:
             for lineno, raw in enumerate(f, start=1):
+                # Files as they come (JSON reads them as they are): counted, then logged.
+                if lineno == 1 and raw.startswith(UTF8_BOM):
+                    fixes.bom = True
+                if raw.endswith(b"\r\n"):
+                    fixes.crlf += 1
+                body = raw.rstrip(b"\r\n")
+                if body != body.rstrip(b" \t"):
+                    fixes.trailing_space += 1
                 if not raw.strip():
                     continue
                 try:
@@ -509,6 +521,7 @@ def read_reviews(
         ) from None
     if not uid_out:
         raise ValueError(f"{path} holds no reviews. Received: an empty file")
+    fixes.log()
     return (
         np.frombuffer(uid_out, dtype=np.int64).copy(),
         np.frombuffer(pid_out, dtype=np.int64).copy(),

@@ -23,6 +23,11 @@ load_dataset("csv", path="clicks.csv", domain_column="site", label_column="click
   mapped to contiguous ids `0..n-1` in order of first appearance. **The first feature
   becomes `uid` and the second `pid`**, the only two id features the models take today
   (with `domain`).
+- **No `features`:** the schema is inferred (`infer_features`): every column other than
+  the domain, label(s) and split is a feature; integer and text columns are categorical, in
+  file order (the first two are `uid` and `pid`), float columns numeric (bucketised; with
+  `numeric_features` given, only those). A column with an empty or null value is left out.
+  `mlora-prepare` prints the flags that give the inferred schema, to copy and edit.
 - **Numeric features** (`numeric_features`): bucketised into `n_buckets` (default 10)
   quantile buckets over all rows (`pandas.qcut`, equal-count buckets; tied edges merged),
   giving ids `0..B-1`; the edges are `info["buckets"]`.
@@ -33,9 +38,13 @@ load_dataset("csv", path="clicks.csv", domain_column="site", label_column="click
 - **Split:** per domain, stratified on the label, with the §1.3 splitter (60/20/20, seed
   123; `mlora_tf.data.split`), rows in file order; or, with `split_column`, as that
   column says (values `train`, `val`, `test`; every domain must have rows in all three).
+- **Files as they come:** a UTF-8 BOM, CRLF line ends, trailing whitespace and one
+  trailing empty field per line (a line ending in the delimiter) are read as if absent and
+  counted in one INFO log line per file.
 - Errors name the file, the 1-based line and the value: a missing column (with the header
   and a wrong-delimiter hint), a repeated header name, a line with too few or too many
-  fields, an empty value, a non-numeric numeric value, a bad label or split value.
+  fields (more than the header has, even beyond the columns used), an empty value, a
+  non-numeric numeric value, a bad label or split value.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ from mlora_tf.data import parquet as parquet_lib
 from mlora_tf.data import prepared
 from mlora_tf.data import split as split_lib
 from mlora_tf.data.dataset import FEATURES, LABEL, SPLITS, MultiDomainDataset
+from mlora_tf.data.movielens import normalised_file
 
 DEFAULT_BUCKETS = 10
 PARQUET_SUFFIXES = parquet_lib.SUFFIXES
@@ -120,15 +130,26 @@ def _as_list(value: object, name: str) -> list[str]:
     return [v for v in items if v]
 
 
+def split_header(header: Sequence[str]) -> list[str]:
+    """The header's names, stripped; a trailing empty name (the header line ends in the
+    delimiter, accepted as a trailing empty field) is dropped."""
+    names = [str(h).strip() for h in header]
+    if len(names) > 1 and names[-1] == "":
+        names = names[:-1]
+    return names
+
+
 def _scan_fields(path: str, delimiter: str, n_fields: int, start_line: int = 2) -> ValueError | None:
     """The error for the first data line whose field count differs from the header's."""
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)
         next(reader, None)
         for row in reader:
             line = reader.line_num
             if line < start_line:
                 continue
+            if len(row) == n_fields + 1 and row[-1].strip() == "":
+                continue  # a trailing empty field, accepted
             if len(row) != n_fields:
                 return ValueError(
                     f"Malformed line {line} of {path}: {len(row)} field(s) where the header has "
@@ -156,12 +177,12 @@ def read_table(path: str, columns: Sequence[str], delimiter: str) -> pd.DataFram
         return frame.astype(str)
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path} is empty; expected a header line naming {list(columns)}. Received: an empty file")
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:
         try:
             header = next(csv.reader(f, delimiter=delimiter), [])
         except (UnicodeDecodeError, csv.Error) as error:
             raise ValueError(f"Could not read the header line of {path}: {error}. Received: {path}") from None
-    header = [h.strip() for h in header]
+    header = split_header(header)
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise ValueError(f"Line 1 of {path} repeats column name(s) {repeated}. Received: header {header}")
@@ -177,9 +198,9 @@ def read_table(path: str, columns: Sequence[str], delimiter: str) -> pd.DataFram
             f"{path} lacks the column(s) {missing}; line 1 has {header}.{hint} Received: {header}"
         )
     try:
-        with open(path, encoding="utf-8", newline="") as f:
+        with normalised_file(path, delimiter, max_fields=len(header)) as (f, _):
             frame = pd.read_csv(
-                f, sep=delimiter, dtype=str, keep_default_na=False,
+                f, sep=delimiter, dtype=str, keep_default_na=False, encoding="utf-8",
                 usecols=list(columns), skip_blank_lines=False, skipinitialspace=True,
             )
     except pd.errors.ParserError as error:
@@ -274,6 +295,116 @@ def _parse_label(frame: pd.DataFrame, column: str, path: str, parquet: bool) -> 
     return positive.astype(np.float32)
 
 
+_INT_TEXT = re.compile(r"[+-]?\d+")
+
+
+def _read_all_columns(path: str, delimiter: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Every column of a CSV / parquet file as text, and the columns left out of schema
+    inference with the reason (empty or null values)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Data file not found: {path}. Received: path={path!r}")
+    skipped: dict[str, str] = {}
+    if path.lower().endswith(PARQUET_SUFFIXES):
+        frame = parquet_lib.read_parquet(path).reset_index(drop=True)
+        for column in frame.columns[frame.isna().any().to_numpy()]:
+            skipped[str(column)] = "has null values"
+        return frame.astype(str), skipped
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path} is empty; expected a header line. Received: an empty file")
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        try:
+            header = split_header(next(csv.reader(f, delimiter=delimiter), []))
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise ValueError(f"Could not read the header line of {path}: {error}. Received: {path}") from None
+    try:
+        with normalised_file(path, delimiter, max_fields=len(header), log=False) as (f, _):
+            frame = pd.read_csv(f, sep=delimiter, dtype=str, keep_default_na=False, encoding="utf-8",
+                                skip_blank_lines=True, skipinitialspace=True, header=0, names=header)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        found = _scan_fields(path, delimiter, len(header))
+        raise (found or ValueError(f"Could not parse {path}: {error}. Received: {path}")) from None
+    frame = frame.fillna("")
+    for column in frame.columns:
+        if (frame[column].str.strip() == "").any():
+            skipped[str(column)] = "has empty values"
+    return frame, skipped
+
+
+def infer_features(
+    path: str | os.PathLike,
+    *,
+    domain_column: str,
+    label_column: Sequence[str] | str,
+    split_column: str | None = None,
+    numeric_features: Sequence[str] | str | None = None,
+    delimiter: str = ",",
+    data_dir: str | os.PathLike | None = None,
+) -> dict:
+    """The schema of a file given without `features`: every column that is not the
+    domain, a label, the split or a given numeric feature.
+
+    Integer and text columns are categorical, in file order (the first two become `uid`
+    and `pid`); float columns are numeric (bucketised), unless `numeric_features` is
+    given (then only those are). A column with an empty or null value is left out, with
+    its reason.
+
+    Returns:
+        `{"features": [...], "numeric_features": [...], "skipped": {column: reason}}`.
+
+    Raises:
+        ValueError: fewer than two categorical columns are left.
+    """
+    path = os.fspath(path)
+    if data_dir is not None and not os.path.isabs(path):
+        path = os.path.join(os.fspath(data_dir), path)
+    path = os.path.abspath(path)
+    frame, skipped = _read_all_columns(path, delimiter)
+    labels = _as_list(label_column, "label_column")
+    numeric_given = _as_list(numeric_features, "numeric_features")
+    roles = {domain_column, *labels, *numeric_given, *([split_column] if split_column else [])}
+    missing = sorted(c for c in roles if c not in frame.columns)
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {missing}; its columns are {list(frame.columns)}. "
+                         f"Received: {missing}")
+    features, numeric = [], []
+    for column in frame.columns:
+        if column in roles:
+            continue
+        if column in skipped:
+            continue
+        text = frame[column].str.strip()
+        if text.str.fullmatch(_INT_TEXT).all():
+            features.append(column)
+            continue
+        values = pd.to_numeric(text, errors="coerce")
+        if values.notna().all() and np.isfinite(values.to_numpy(dtype=np.float64)).all():
+            if numeric_given:
+                skipped[column] = "is numeric (not in the given numeric_features)"
+            else:
+                numeric.append(column)
+        else:
+            features.append(column)
+    if len(features) < 2:
+        raise ValueError(
+            f"Could not infer the features of {path}: it needs at least two categorical (text or integer) "
+            f"columns besides the domain, label and split columns, the first two becoming uid and pid. "
+            f"Received: categorical {features}, numeric {numeric}, left out {skipped or 'none'}; give "
+            "--features=UID_COLUMN,PID_COLUMN[,...]"
+        )
+    return {"features": features, "numeric_features": numeric_given or numeric,
+            "skipped": {c: r for c, r in skipped.items() if c not in roles}}
+
+
+def feature_flags(schema: dict) -> str:
+    """The `mlora-prepare` flags that give `schema` (from `infer_features`), shell-quoted."""
+    import shlex
+
+    parts = [f"--features={','.join(schema['features'])}"]
+    if schema["numeric_features"]:
+        parts.append(f"--numeric_features={','.join(schema['numeric_features'])}")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def load_csv(
     *,
     path: str | os.PathLike | None = None,
@@ -297,7 +428,9 @@ def load_csv(
         label_column: the 0/1 label column, or several (a list, or comma-separated:
             `"click,like"`) for a multi-task dataset.
         features: categorical id columns (>= 2); the first two are `uid` and `pid`,
-            the others sparse features of their own.
+            the others sparse features of their own. None: inferred from the file
+            (`infer_features`: every other column; integer and text columns
+            categorical, float columns numeric), and logged as the flags that give it.
         numeric_features: numeric columns to bucketise (each a sparse feature).
         n_buckets: quantile buckets per numeric column (>= 2).
         split_column: optional column with `train` / `val` / `test`.
@@ -316,9 +449,21 @@ def load_csv(
     label_columns = _as_list(label_column, "label_column")
     if not path:
         raise ValueError("The csv loader needs `path` (--path=FILE.csv). Received: path=None")
+    path = os.fspath(path)
+    if data_dir is not None and not os.path.isabs(path):
+        path = os.path.join(os.fspath(data_dir), path)
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Data file not found: {path}. Received: path={path!r}")
     for name, value in (("domain_column", domain_column), ("label_column", label_columns)):
         if not value:
             raise ValueError(f"The csv loader needs `{name}` (--{name}=COLUMN). Received: {name}={value!r}")
+    if not features:
+        schema = infer_features(path, domain_column=domain_column, label_column=label_columns,
+                                split_column=split_column, numeric_features=numeric, delimiter=delimiter)
+        features, numeric = schema["features"], schema["numeric_features"]
+        logging.info("csv %s: no features given; inferred %s%s", path, feature_flags(schema),
+                     f" (left out: {schema['skipped']})" if schema["skipped"] else "")
     if len(features) < 2:
         raise ValueError(
             "The csv loader needs at least two categorical `features`: the first becomes uid, the "
@@ -339,14 +484,8 @@ def load_csv(
         label_names = tuple(_column_names(label_columns, "label", taken))
     else:
         label_names = (LABEL,)
-    path = os.fspath(path)
-    if data_dir is not None and not os.path.isabs(path):
-        path = os.path.join(os.fspath(data_dir), path)
-    path = os.path.abspath(path)
     fractions = split_lib.check_fractions(fractions)
     seed = split_lib.check_seed(seed)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Data file not found: {path}. Received: path={path!r}")
     settings = {
         "domain_column": domain_column,
         "label_column": label_columns[0] if len(label_columns) == 1 else label_columns,

@@ -26,7 +26,11 @@ The ML-1M age map deliberately differs from the original, which maps
 1 -> 0, 18 -> 2, ..., 56 -> 7: it skips id 1, so its trainer counts 7 domains but
 meets domain id 7 and crashes. Here the 7 codes are contiguous, 0..6.
 
-Raw formats (no header, LF or CRLF line ends; read as Latin-1 bytes):
+Raw formats (no header; read as Latin-1 bytes). Files as they come are accepted: a
+UTF-8 byte-order mark, CRLF line ends, trailing whitespace and one trailing empty field
+per line (`u.data` lines ending in a tab) are read as if absent and counted in one INFO
+log line per file; anything else malformed is an error naming the file, the line and
+the value.
 
 - ML-1M `users.dat`: `UserID::Gender::Age::Occupation::Zip-code`;
   `ratings.dat`: `UserID::MovieID::Rating::Timestamp`.
@@ -41,8 +45,10 @@ the file scanned line by line to report the first bad line.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import io
 import os
 import re
 import warnings
@@ -255,6 +261,199 @@ def ml100k_users_format(occupations: Sequence[str]) -> FileFormat:
     )
 
 
+# --------------------------------------------------------------------------- #
+# Files as they come: BOM, CRLF, trailing whitespace, a trailing empty field.
+# --------------------------------------------------------------------------- #
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+@dataclasses.dataclass
+class TextFixes:
+    """What a loader accepted in a raw file and read as if it were absent.
+
+    Attributes:
+        path: the file.
+        bom: it starts with a UTF-8 byte-order mark.
+        crlf: lines ending in CR LF (Windows line ends).
+        trailing_field: lines ending in one empty field (a trailing separator).
+        trailing_space: lines ending in spaces or tabs (outside a field's value).
+    """
+
+    path: str
+    bom: bool = False
+    crlf: int = 0
+    trailing_field: int = 0
+    trailing_space: int = 0
+
+    def describe(self) -> list[str]:
+        """One phrase per kind of thing accepted (empty if nothing)."""
+        parts = []
+        if self.bom:
+            parts.append("a UTF-8 byte-order mark")
+        for count, what in ((self.crlf, "CRLF line end"), (self.trailing_field, "trailing empty field"),
+                            (self.trailing_space, "trailing whitespace")):
+            if count:
+                parts.append(f"{count:,} line(s) with {'a ' if what != 'trailing whitespace' else ''}{what}")
+        return parts
+
+    def log(self) -> None:
+        """One INFO line naming the file and every kind of thing accepted, if any."""
+        parts = self.describe()
+        if parts:
+            logging.info("%s: accepted %s (read as if absent).", self.path, ", ".join(parts))
+
+
+def count_bom_and_crlf(path: str, fixes: TextFixes, chunk_bytes: int = 1 << 24) -> TextFixes:
+    """Fills `fixes.bom` and `fixes.crlf` by reading `path` in chunks (for loaders whose
+    parser copes with both on its own)."""
+    with open(path, "rb") as f:
+        previous = b""
+        first = True
+        while True:
+            chunk = f.read(chunk_bytes)
+            if not chunk:
+                break
+            if first:
+                fixes.bom = chunk.startswith(UTF8_BOM)
+                first = False
+            fixes.crlf += chunk.count(b"\r\n") + (previous == b"\r" and chunk[:1] == b"\n")
+            previous = chunk[-1:]
+    return fixes
+
+
+def normalise_text(data: bytes, sep: str, path: str, at_start: bool = True,
+                   at_end: bool = True) -> tuple[bytes, TextFixes]:
+    """`data` without a UTF-8 BOM, CRs of CRLF line ends, trailing whitespace and one
+    trailing empty field per line, and what was removed.
+
+    Only characters inside lines go, so the line numbers stay the file's. Whitespace is
+    spaces and tabs (only spaces when `sep` is a tab: a trailing tab is an empty field).
+    `at_start` / `at_end`: `data` begins / ends the file (a BOM, a last CR).
+    """
+    fixes = TextFixes(path)
+    if at_start and data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM):]
+        fixes.bom = True
+    fixes.crlf = data.count(b"\r\n")
+    if fixes.crlf:
+        data = data.replace(b"\r\n", b"\n")
+    if at_end and data.endswith(b"\r"):
+        data = data[:-1]
+        fixes.crlf += 1
+    sep_bytes = sep.encode("latin-1")
+    ends = (b" ", b"\t", sep_bytes)
+    if not any(end + b"\n" in data or data.endswith(end) for end in ends):
+        return data, fixes  # the usual case: nothing trails (a fast C search)
+    space = b"[ ]" if "\t" in sep else b"[ \t]"
+    sep_re = re.escape(sep_bytes)
+    pattern = re.compile(rb"(?:%s+(?:%s%s*)?|%s%s*)$" % (space, sep_re, space, sep_re, space), re.M)
+
+    def strip(match: re.Match) -> bytes:
+        text = match.group(0)
+        if sep_bytes in text:
+            fixes.trailing_field += 1
+            text = text.replace(sep_bytes, b"", 1)
+        if text:
+            fixes.trailing_space += 1
+        return b""
+
+    data = pattern.sub(strip, data)
+    return data, fixes
+
+
+class _NormalisedReader(io.RawIOBase):
+    """A file read through `normalise_text`, whole lines at a time, in `chunk_bytes`
+    pieces: pandas parses it in bounded memory however large the file is.
+
+    With `max_fields` (the header's field count), a line with more fields is an error
+    naming the line and its text (pandas, given `usecols`, would silently drop the
+    extra fields, or shift every column when all lines have one).
+    """
+
+    def __init__(self, path: str, sep: str, max_fields: int | None = None, chunk_bytes: int = 1 << 24):
+        super().__init__()
+        self.name = path
+        self._max_fields = max_fields
+        self._lines = 0
+        self.fixes = TextFixes(path)
+        self._file = open(path, "rb")
+        self._sep = sep
+        self._chunk_bytes = chunk_bytes
+        self._rest = b""
+        self._buffer = memoryview(b"")
+        self._first = True
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        while not len(self._buffer) and not self._eof:
+            chunk = self._file.read(self._chunk_bytes)
+            if chunk:
+                data = self._rest + chunk
+                cut = data.rfind(b"\n") + 1
+                data, self._rest = data[:cut], data[cut:]
+                if not data:
+                    continue
+            else:
+                self._eof = True
+                data, self._rest = self._rest, b""
+            out, fixes = normalise_text(data, self._sep, self.name, at_start=self._first, at_end=self._eof)
+            self._first = False
+            if self._max_fields is not None:
+                self._check_fields(out)
+            self.fixes.bom |= fixes.bom
+            self.fixes.crlf += fixes.crlf
+            self.fixes.trailing_field += fixes.trailing_field
+            self.fixes.trailing_space += fixes.trailing_space
+            self._buffer = memoryview(out)
+
+    def _check_fields(self, data: bytes) -> None:
+        if not data:
+            return
+        values = np.frombuffer(data, dtype=np.uint8)
+        newlines = np.flatnonzero(values == 10)
+        complete = data.endswith(b"\n")
+        starts = np.concatenate([[0], newlines[:-1] + 1 if complete else newlines + 1]).astype(np.int64)
+        counts = np.add.reduceat(values == ord(self._sep), starts, dtype=np.int64) + 1
+        for i in np.flatnonzero(counts > self._max_fields):
+            end = newlines[i] if i < len(newlines) else len(data)
+            line = data[starts[i]:end].decode("utf-8", errors="replace")
+            if '"' in line:
+                continue  # quoting: pandas checks it
+            raise ValueError(
+                f"Malformed line {self._lines + i + 1} of {self.name}: {int(counts[i])} fields where the "
+                f"header has {self._max_fields}. Received: {line!r}"
+            )
+        self._lines += len(starts)
+
+    def readinto(self, b) -> int:
+        self._fill()
+        n = min(len(b), len(self._buffer))
+        b[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def normalised_file(path: str, sep: str, max_fields: int | None = None, log: bool = True):
+    """`(binary file, TextFixes)`: `path` read through `normalise_text` (whole lines, in
+    bounded memory), for a parser such as `pandas.read_csv`; with `max_fields`, a line
+    with more fields is an error. The counts are complete, and logged in one INFO line,
+    once the block ends without an error (unless `log` is false: a second read)."""
+    raw = _NormalisedReader(os.fspath(path), sep, max_fields)
+    with io.BufferedReader(raw, buffer_size=1 << 20) as f:
+        yield f, raw.fixes
+    if log:
+        raw.fixes.log()
+
+
 def _malformed(path: str, lineno: int, line: str, problem: str, received: object,
                fmt: FileFormat) -> ValueError:
     return ValueError(
@@ -263,37 +462,40 @@ def _malformed(path: str, lineno: int, line: str, problem: str, received: object
     )
 
 
-def _scan_for_error(path: str, fmt: FileFormat, start_row: int = 0) -> ValueError | None:
+def _scan_for_error(path: str, fmt: FileFormat, start_row: int = 0,
+                    text: str | None = None) -> ValueError | None:
     """Line-by-line scan; the error for the first bad line, or None.
 
-    The first `start_row` non-empty lines (data rows known to be valid) are
-    only counted, not checked.
+    `text` is the file's content after `normalise_text` (read from `path` when None):
+    the same lines, so the line numbers are the file's. The first `start_row` non-empty
+    lines (data rows known to be valid) are only counted, not checked.
     """
+    if text is None:
+        with open(path, "rb") as f:
+            text = normalise_text(f.read(), fmt.sep, path)[0].decode("latin-1")
     n_fields = len(fmt.fields)
     row = -1
-    with open(path, encoding="latin-1", newline="") as f:
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.rstrip("\r\n")
-            if line.strip() == "":  # pandas skips these too
-                continue
-            row += 1
-            if row < start_row:
-                continue
-            parts = line.split(fmt.sep)
-            if len(parts) != n_fields:
-                names = fmt.sep.join(field.name for field in fmt.fields)
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if line.strip() == "":  # pandas skips these too
+            continue
+        row += 1
+        if row < start_row:
+            continue
+        parts = line.split(fmt.sep)
+        if len(parts) != n_fields:
+            names = fmt.sep.join(field.name for field in fmt.fields)
+            return _malformed(
+                path, lineno, line,
+                f"expected {n_fields} fields separated by {fmt.sep!r} "
+                f"({names}), found {len(parts)}",
+                line, fmt,
+            )
+        for field, part in zip(fmt.fields, parts):
+            if not field.is_valid(part):
                 return _malformed(
                     path, lineno, line,
-                    f"expected {n_fields} fields separated by {fmt.sep!r} "
-                    f"({names}), found {len(parts)}",
-                    line, fmt,
+                    f"field {field.name} must be {field.expected}", part, fmt,
                 )
-            for field, part in zip(fmt.fields, parts):
-                if not field.is_valid(part):
-                    return _malformed(
-                        path, lineno, line,
-                        f"field {field.name} must be {field.expected}", part, fmt,
-                    )
     return None
 
 
@@ -313,7 +515,9 @@ def parse_raw_file(path: str, fmt: FileFormat) -> dict[str, np.ndarray]:
 
     Returns:
         Field name -> numpy array (int64 or object strings), for kept fields,
-        in file order. Empty lines are skipped.
+        in file order. Empty lines are skipped. A UTF-8 BOM, CRLF line ends,
+        trailing whitespace and one trailing empty field per line are accepted
+        (`normalise_text`) and counted in one INFO log line.
 
     Raises:
         ValueError: for an empty file, or for the first malformed line (naming
@@ -332,14 +536,17 @@ def parse_raw_file(path: str, fmt: FileFormat) -> dict[str, np.ndarray]:
     str_columns = {
         i * step: str for i, field in enumerate(fmt.fields) if field.kind == "str"
     }
+    with open(path, "rb") as f:
+        data, fixes = normalise_text(f.read(), fmt.sep, path)
 
     def fail(reason: str, bad: np.ndarray | None = None, start: int = 0) -> ValueError:
         # `bad`: mask of the rows known to be bad; the scan starts at the first.
         if bad is not None and bad.any():
             start = int(np.argmax(bad))
-        error = _scan_for_error(path, fmt, start_row=start)
+        text = data.decode("latin-1")
+        error = _scan_for_error(path, fmt, start_row=start, text=text)
         if error is None and start:
-            error = _scan_for_error(path, fmt)
+            error = _scan_for_error(path, fmt, text=text)
         if error is not None:
             return error
         return ValueError(f"Could not parse {path}: {reason}. Received: the file above")
@@ -349,7 +556,7 @@ def parse_raw_file(path: str, fmt: FileFormat) -> dict[str, np.ndarray]:
             # Mixed-type columns are reported below, with their line number.
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)
             frame = pd.read_csv(
-                path,
+                io.BytesIO(data),
                 sep=char,
                 header=None,
                 engine="c",
@@ -393,6 +600,7 @@ def parse_raw_file(path: str, fmt: FileFormat) -> dict[str, np.ndarray]:
             raise fail(f"field {field.name} has invalid values", ~valid)
         if field.keep:
             out[field.name] = values
+    fixes.log()
     return out
 
 
@@ -406,6 +614,8 @@ def read_occupation_list(path: str) -> list[str]:
     names: list[str] = []
     with open(path, encoding="latin-1", newline="") as f:
         for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(UTF8_BOM.decode("latin-1")):
+                raw = raw[len(UTF8_BOM):]
             name = raw.strip()
             if not name:
                 continue
@@ -485,6 +695,8 @@ def _check_unique_users(uid: np.ndarray, path: str, fmt: FileFormat) -> None:
     lines = []
     with open(path, encoding="latin-1", newline="") as f:
         for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(UTF8_BOM.decode("latin-1")):
+                raw = raw[len(UTF8_BOM):]
             head = raw.split(fmt.sep, 1)[0].strip()
             if _INT_RE.fullmatch(head) and int(head) == duplicate:
                 lines.append(lineno)

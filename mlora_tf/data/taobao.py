@@ -12,6 +12,10 @@ one folder, `data_dir`; nothing is downloaded automatically). Three are read:
 | `user_embedding.csv` | header, then `raw user_id,<D numbers separated by single spaces>` (D = 128 in the real data) |
 | `item_embedding.csv` | the same for items |
 
+Files as they come are accepted: a UTF-8 BOM, CRLF line ends, trailing whitespace and a
+trailing empty field (a line ending in `,`) are read as if absent and counted in one INFO
+log line per file; a line with more fields than the header is an error naming the line.
+
 **Domain splits** (`domain_split=`): `"theme_10"` (default), `"theme_20"`, `"theme_30"`, any
 `"theme_<N>"`, or `"theme_all"`; append `"_time"` for the time-based variant (§3.5).
 `mlora-prepare --dataset=taobao --domains=20 [--time_split]` picks them.
@@ -62,6 +66,7 @@ nothing is reloaded from JSON id maps.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections.abc import Sequence
@@ -75,7 +80,9 @@ from mlora_tf.data import amazon
 from mlora_tf.data import cache as cache_lib
 from mlora_tf.data import prepared
 from mlora_tf.data import split as split_lib
+from mlora_tf.data.csv_loader import split_header
 from mlora_tf.data.dataset import MultiDomainDataset
+from mlora_tf.data.movielens import normalised_file
 
 CLICK_LOG = "theme_click_log.csv"
 USER_EMBEDDING = "user_embedding.csv"
@@ -146,6 +153,15 @@ def _int_column(path: str, frame: pd.DataFrame, column: str) -> np.ndarray:
     return numeric.to_numpy(dtype=np.int64)
 
 
+def _read_header(path: str) -> list[str]:
+    """The names of line 1 (a BOM and a trailing delimiter accepted)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return split_header(next(csv.reader(f), []))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"Could not read the header of {path}: {error}. Received: {path}") from None
+
+
 def read_click_log(path: str, with_time: bool) -> dict[str, np.ndarray]:
     """Reads the columns of `theme_click_log.csv` the loader uses, validated.
 
@@ -156,10 +172,7 @@ def read_click_log(path: str, with_time: bool) -> dict[str, np.ndarray]:
     needed = ["user_id", "theme_id", "item_id"] + (["reach_time"] if with_time else [])
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path} is empty; expected a header with {needed}. Received: an empty file")
-    try:
-        header = pd.read_csv(path, nrows=0).columns.tolist()
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ValueError(f"Could not read the header of {path}: {error}. Received: {path}") from None
+    header = _read_header(path)
     missing = [c for c in needed if c not in header]
     if missing:
         hint = " (is the file comma-separated?)" if len(header) == 1 else ""
@@ -171,7 +184,9 @@ def read_click_log(path: str, with_time: bool) -> dict[str, np.ndarray]:
     if duplicated:
         raise ValueError(f"Line 1 of {path} repeats column name(s) {duplicated}. Received: {header}")
     try:
-        frame = pd.read_csv(path, usecols=needed, dtype=str, skip_blank_lines=False, keep_default_na=False)
+        with normalised_file(path, ",", max_fields=len(header)) as (f, _):
+            frame = pd.read_csv(f, usecols=needed, dtype=str, skip_blank_lines=False, keep_default_na=False,
+                                encoding="utf-8")
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise ValueError(f"Could not parse {path}: {error}. Received: {path}") from None
     if len(frame) == 0:
@@ -191,7 +206,9 @@ def read_embedding_ids(path: str) -> np.ndarray:
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path} is empty; expected a header and 'id,<numbers>' lines. Received: an empty file")
     try:
-        frame = pd.read_csv(path, usecols=[0], dtype=str, keep_default_na=False, skip_blank_lines=False)
+        with normalised_file(path, ",", max_fields=len(_read_header(path))) as (f, _):
+            frame = pd.read_csv(f, usecols=[0], dtype=str, keep_default_na=False, skip_blank_lines=False,
+                                encoding="utf-8")
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
         raise ValueError(f"Could not parse {path}: {error}. Received: {path}") from None
     ids = _int_column(path, frame, frame.columns[0])
@@ -217,8 +234,9 @@ def read_embeddings(path: str, wanted: np.ndarray, label: str) -> np.ndarray:
     found = np.zeros(len(wanted), dtype=bool)
     dim = None
     line0 = 2
-    with pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=_CHUNK_ROWS,
-                     skip_blank_lines=False) as reader:
+    with normalised_file(path, ",", log=False) as (f, _), pd.read_csv(
+            f, dtype=str, keep_default_na=False, chunksize=_CHUNK_ROWS, skip_blank_lines=False,
+            encoding="utf-8") as reader:
         for chunk in reader:
             if chunk.shape[1] != 2:
                 raise ValueError(

@@ -34,7 +34,8 @@ from mlora_tf.cli import download as download_cli
 from mlora_tf.cli import prepare as prepare_cli
 from mlora_tf.data import load_dataset, parquet
 from tests.fixtures_amazon import write_amazon
-from tests.fixtures_movielens import replace_line, write_ml1m
+from tests.fixtures_movielens import replace_line, write_ml1m, write_ml100k
+from tests.fixtures_taobao import write_taobao
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -184,7 +185,36 @@ RAW_CASES = {
     "damaged gzip (amazon)": (
         lambda raw: _amazon_truncated(raw),
         r"Could not read .*Office_Products_5\.json\.gz after line \d+.*truncated"),
+    "a field after the last column (csv)": (
+        _csv_case(lambda L: _set(L, 5, L[5] + ",x")),
+        r"Malformed line 6 of .*clicks\.csv: 6 fields where the header has 5\. Received: '.*,x'"),
+    "every line one field too many (csv)": (
+        _csv_case(lambda L: [L[0]] + [l + ",7" for l in L[1:]]),
+        r"Malformed line 2 of .*clicks\.csv: 6 fields where the header has 5"),
+    "two trailing empty fields (u.data)": (
+        lambda raw: _ml100k_line(raw, 6, "1\t6\t4\t881250949\t\t"),
+        r"Malformed line 6 of .*u\.data: expected 4 fields.*found 5"),
+    "a field too many (taobao click log)": (
+        lambda raw: _taobao_line(raw, 4, lambda line: line + ",9"),
+        r"Malformed line 4 of .*theme_click_log\.csv: 8 fields where the header has 7"),
 }
+
+
+def _ml100k_line(raw, lineno, line):
+    write_ml100k(raw)
+    replace_line(os.path.join(raw, "u.data"), lineno, line)
+    return ["--dataset=ml-100k", f"--raw_dir={raw}"]
+
+
+def _taobao_line(raw, lineno, change):
+    write_taobao(raw)
+    path = os.path.join(raw, "theme_click_log.csv")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    lines[lineno - 1] = change(lines[lineno - 1])
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return ["--dataset=taobao", f"--raw_dir={raw}"]
 
 
 def _amazon_truncated(raw):
@@ -217,6 +247,108 @@ def test_bad_raw_input_through_mlora_prepare(case, tmp_path, capsys, monkeypatch
     assert_undamaged(before, out)
     # The earlier preparation still loads.
     assert load_dataset("ml-1m", data_dir=out).info["cache_status"] == "prepared"
+
+
+def _wild_text(text: str, sep: str, trailing_field: bool = True) -> bytes:
+    """A file as found in the wild: a UTF-8 BOM, CRLF line ends, a trailing separator on
+    every third line and trailing spaces on every fifth."""
+    out = []
+    for i, line in enumerate(text.splitlines()):
+        if trailing_field and i % 3 == 1:
+            line += sep
+        if i % 5 == 2:
+            line += "  "
+        out.append(line)
+    return b"\xef\xbb\xbf" + "\r\n".join(out).encode("utf-8") + b"\r\n"
+
+
+def _make_wild(paths, sep, trailing_field=True):
+    for path in paths:
+        if path.endswith(".gz"):
+            import gzip
+
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                data = _wild_text(f.read(), sep, trailing_field)
+            with gzip.open(path, "wb") as f:
+                f.write(data)
+        else:
+            with open(path, encoding="utf-8") as f:
+                data = _wild_text(f.read(), sep, trailing_field)
+            with open(path, "wb") as f:
+                f.write(data)
+
+
+def _wild_movielens(raw, wild):
+    fx = write_ml100k(raw, orphan_ratings=4)
+    if wild:
+        _make_wild([fx.files["u.data"]], "\t")
+        _make_wild([fx.files["u.user"]], "|")
+    return ["--dataset=ml-100k", f"--raw_dir={raw}"], ["u.data", "u.user"]
+
+
+def _wild_ml1m(raw, wild):
+    fx = write_ml1m(raw, orphan_ratings=4)
+    if wild:
+        _make_wild([fx.files["ratings.dat"], fx.files["users.dat"]], "::")
+    return ["--dataset=ml-1m", f"--raw_dir={raw}"], ["ratings.dat", "users.dat"]
+
+
+def _wild_csv(raw, wild):
+    build = _csv_case(lambda L: L)
+    args = build(raw)
+    if wild:
+        _make_wild([os.path.join(raw, "clicks.csv")], ",")
+    return args, ["clicks.csv"]
+
+
+def _wild_taobao(raw, wild):
+    write_taobao(raw)
+    names = ["theme_click_log.csv", "user_embedding.csv", "item_embedding.csv"]
+    if wild:
+        _make_wild([os.path.join(raw, n) for n in names], ",")
+    return ["--dataset=taobao", f"--raw_dir={raw}"], names
+
+
+def _wild_amazon(raw, wild):
+    write_amazon(raw)
+    names = ["Office_Products_5.json.gz"]
+    if wild:
+        _make_wild([os.path.join(raw, n) for n in names], "", trailing_field=False)
+    return ["--dataset=amazon", f"--raw_dir={raw}"], names
+
+
+WILD_CASES = {"ml-100k": _wild_movielens, "ml-1m": _wild_ml1m, "csv": _wild_csv, "taobao": _wild_taobao,
+              "amazon": _wild_amazon}
+
+
+@pytest.mark.parametrize("name", sorted(WILD_CASES))
+def test_files_as_they_come_are_accepted_and_counted(name, tmp_path, capsys, caplog):
+    """A UTF-8 BOM, CRLF line ends, trailing whitespace and a trailing empty field: the
+    same prepared dataset as the clean files, and one log line per file saying so."""
+    datasets = {}
+    for kind in ("clean", "wild"):
+        args, files = WILD_CASES[name](str(tmp_path / kind), wild=kind == "wild")
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="absl"):
+            assert run_cli(prepare_cli, "mlora-prepare", *args, f"--out_dir={tmp_path / ('out-' + kind)}") == 0
+        accepted = [r.getMessage() for r in caplog.records if "accepted" in r.getMessage()]
+        if kind == "clean":
+            assert not accepted, accepted
+        else:
+            for file in files:
+                lines = [m for m in accepted if m.startswith(os.path.join(str(tmp_path / kind), file) + ":")]
+                assert len(lines) == 1, (file, accepted)
+                assert "UTF-8 byte-order mark" in lines[0] and "CRLF line end" in lines[0], lines[0]
+                assert "trailing whitespace" in lines[0], lines[0]
+                if name != "amazon":
+                    assert "trailing empty field" in lines[0], lines[0]
+        datasets[kind] = load_dataset(name, data_dir=tmp_path / ("out-" + kind))
+    assert "Traceback" not in capsys.readouterr().err
+    clean, wild = datasets["clean"], datasets["wild"]
+    assert clean.vocab_sizes == wild.vocab_sizes
+    for split in ("train", "val", "test"):
+        for column in clean.splits[split]:
+            np.testing.assert_array_equal(clean.splits[split][column], wild.splits[split][column])
 
 
 def test_unknown_user_ids_in_ratings_are_dropped_and_named(tmp_path, capsys, caplog):
