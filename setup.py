@@ -13,6 +13,8 @@ setup(
         "keras>=3",
         "numpy",
         "pandas",
+        # Parquet files (mlora_tf.data.parquet); 14 is the first without CVE-2023-47248.
+        "pyarrow>=14",
         "scikit-learn",
         "absl-py",
     ],

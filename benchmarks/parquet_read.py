@@ -1,26 +1,25 @@
-"""Read speed of the package's own Parquet reader, against pandas with pyarrow when present.
+"""Read speed of Parquet files as the package reads them (pyarrow).
 
     python benchmarks/parquet_read.py --path=clicks.parquet [--columns=user,item,site,click]
-    python benchmarks/parquet_read.py --rows=1000000 --workdir=/tmp/pq   # writes one (needs pyarrow)
+    python benchmarks/parquet_read.py --rows=1000000 --workdir=/tmp/pq   # writes one first
 
-Times `mlora_tf.data.parquet.read_parquet(path, columns, engine="numpy")` (the reader
-used when neither pyarrow nor fastparquet is installed) and, when pyarrow is importable,
-`engine="pandas"`; prints seconds, rows/s and MB/s of file per engine (best of
-`--repeats`). With `--rows`, it first writes a click log of that many rows in pandas'
-default layout (SNAPPY, dictionary pages) and, with `--plain`, a second one without
-dictionaries or compression, which is the slow path (every string decoded one by one).
+Times `mlora_tf.data.parquet.read_parquet(path, columns)` (pyarrow, then `to_pandas`,
+what the csv loader and `mlora-evaluate` call) and `pyarrow.parquet.read_table` alone;
+prints seconds, rows/s and MB/s of file for each (best of `--repeats`). With `--rows`,
+it first writes a click log of that many rows in pandas' default layout (SNAPPY,
+dictionary pages) and, with `--plain`, a second one without dictionaries or compression.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mlora_tf.data import parquet  # noqa: E402
@@ -28,7 +27,6 @@ from mlora_tf.data import parquet  # noqa: E402
 
 def write_clicks(rows: int, workdir: str, plain: bool) -> list[str]:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({
@@ -59,28 +57,28 @@ def best_time(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--path", help="a parquet file to read")
-    parser.add_argument("--rows", type=int, help="write a click log of this many rows first (needs pyarrow)")
+    parser.add_argument("--rows", type=int, help="write a click log of this many rows first")
     parser.add_argument("--plain", action="store_true", help="with --rows: also a file without dictionaries")
     parser.add_argument("--workdir", default="/tmp/mlora_parquet_bench")
     parser.add_argument("--columns", help="comma-separated columns (default: all)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if not args.path and not args.rows:
-        parser.error("give --path=FILE, or --rows=N to write one (needs pyarrow)")
-    has_pyarrow = importlib.util.find_spec("pyarrow") is not None
-    if args.rows and not has_pyarrow:
-        parser.error("--rows writes the file with pyarrow, which is not installed; give --path=FILE")
+        parser.error("give --path=FILE, or --rows=N to write one")
     paths = [args.path] if args.path else write_clicks(args.rows, args.workdir, args.plain)
     columns = args.columns.split(",") if args.columns else None
-    engines = ["numpy"] + (["pandas"] if has_pyarrow else [])
-    print(f"{'file':40s} {'engine':7s} {'rows':>10s} {'seconds':>8s} {'rows/s':>12s} {'MB/s':>7s}")
+    readers = {
+        "read_parquet": lambda path: parquet.read_parquet(path, columns),  # pyarrow + to_pandas
+        "read_table": lambda path: pq.read_table(path, columns=columns),  # pyarrow alone
+    }
+    print(f"{'file':40s} {'reader':12s} {'rows':>10s} {'seconds':>8s} {'rows/s':>12s} {'MB/s':>7s}")
     for path in paths:
         size = os.path.getsize(path) / 1e6
-        for engine in engines:
-            frame = parquet.read_parquet(path, columns, engine=engine)
-            seconds = best_time(lambda: parquet.read_parquet(path, columns, engine=engine), args.repeats)
-            print(f"{os.path.basename(path):40s} {engine:7s} {len(frame):10d} {seconds:8.2f} "
-                  f"{len(frame) / seconds:12,.0f} {size / seconds:7.1f}")
+        for name, read in readers.items():
+            rows = len(read(path))
+            seconds = best_time(lambda: read(path), args.repeats)
+            print(f"{os.path.basename(path):40s} {name:12s} {rows:10d} {seconds:8.2f} "
+                  f"{rows / seconds:12,.0f} {size / seconds:7.1f}")
 
 
 if __name__ == "__main__":

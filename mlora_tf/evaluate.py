@@ -77,14 +77,21 @@ def read_interactions(path: str, required=COLUMNS, optional=()) -> dict:
         raise FileNotFoundError(f"No data file {path}.")
     lower = path.lower()
     if lower.endswith(PARQUET_SUFFIXES):
-        frame = parquet.read_parquet(path)
-        first_row = 0  # parquet rows count from 0
+        names = list(parquet.file_columns(path))
+        missing = [c for c in required if c not in names]
+        if missing:
+            raise ValueError(
+                f"{path} lacks column(s) {missing}; expected {list(required)}. Received columns: {names}"
+            )
+        # Only the used columns: one of them nested is refused by name.
+        frame = parquet.read_parquet(path, [c for c in (*required, *optional) if c in names])
+        where, first_row = "row", 1  # parquet rows count from 1, as in the csv loader
     elif lower.endswith(CSV_SUFFIXES):
         try:
             frame = pd.read_csv(path, sep="\t" if lower.endswith(".tsv") else ",")
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise ValueError(f"{path} is not a readable CSV file: {e}") from None
-        first_row = 2  # line 1 is the header
+        where, first_row = "line", 2  # line 1 is the header
     else:
         raise ValueError(
             f"Unknown data file type {path}: expected CSV ({', '.join(CSV_SUFFIXES)}) or parquet "
@@ -96,7 +103,6 @@ def read_interactions(path: str, required=COLUMNS, optional=()) -> dict:
         raise ValueError(
             f"{path} lacks column(s) {missing}; expected {list(required)}. Received columns: {list(frame.columns)}"
         )
-    where = "row" if first_row == 0 else "line"
     out = {}
     for column in [c for c in (*required, *optional) if c in frame.columns]:
         raw = frame[column]

@@ -9,10 +9,9 @@ load_dataset("csv", path="clicks.csv", domain_column="site", label_column="click
 ```
 
 - **File:** `.csv` (header row, `delimiter` default `,`, UTF-8) or `.parquet` /
-  `.pq`. Parquet is read by pandas when pyarrow or fastparquet is installed, else by the
-  package's own reader (`mlora_tf.data.parquet`: flat columns; no, SNAPPY or GZIP
-  compression). Parquet rows are named by 1-based row number, and a null in a used
-  column is an error, as an empty CSV field is.
+  `.pq`, read with pyarrow (`mlora_tf.data.parquet`: every codec; a used column must be
+  flat). Parquet rows are named by 1-based row number, and a null in a used column is an
+  error, as an empty CSV field is.
 - **Domains:** `domain_column` may hold values of any type. The distinct values are
   sorted (numerically if they are all numbers, else as text) and mapped to `0..D-1`;
   the map is `info["domain_map"]` (`mlora-prepare` prints it) and the values are the
@@ -300,14 +299,18 @@ _INT_TEXT = re.compile(r"[+-]?\d+")
 
 def _read_all_columns(path: str, delimiter: str) -> tuple[pd.DataFrame, dict[str, str]]:
     """Every column of a CSV / parquet file as text, and the columns left out of schema
-    inference with the reason (empty or null values)."""
+    inference with the reason (empty or null values, nested parquet columns)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Data file not found: {path}. Received: path={path!r}")
     skipped: dict[str, str] = {}
     if path.lower().endswith(PARQUET_SUFFIXES):
+        flat = parquet_lib.file_columns(path)
         frame = parquet_lib.read_parquet(path).reset_index(drop=True)
         for column in frame.columns[frame.isna().any().to_numpy()]:
             skipped[str(column)] = "has null values"
+        for column in flat:
+            if not flat[column]:
+                skipped[str(column)] = "is nested (not a flat column)"
         return frame.astype(str), skipped
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path} is empty; expected a header line. Received: an empty file")

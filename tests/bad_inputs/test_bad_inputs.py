@@ -32,7 +32,7 @@ import pytest
 
 from mlora_tf.cli import download as download_cli
 from mlora_tf.cli import prepare as prepare_cli
-from mlora_tf.data import load_dataset, parquet
+from mlora_tf.data import load_dataset
 from tests.fixtures_amazon import write_amazon
 from tests.fixtures_movielens import replace_line, write_ml1m, write_ml100k
 from tests.fixtures_taobao import write_taobao
@@ -113,7 +113,7 @@ def _csv_case(mutate, extra=()):
     return build
 
 
-def _parquet_case(name, cut=False, extra=()):
+def _parquet_case(name, cut=False, extra=(), features="user,item"):
     """A parquet file a real writer made (`tests/fixtures/parquet/NAME`), perhaps cut short."""
     def build(raw):
         os.makedirs(raw, exist_ok=True)
@@ -123,7 +123,7 @@ def _parquet_case(name, cut=False, extra=()):
         with open(path, "wb") as f:
             f.write(data[: len(data) * 2 // 3] if cut else data)
         return ["--dataset=csv", f"--path={path}", "--domain_column=site", "--label_column=click",
-                "--features=user,item", *extra]
+                f"--features={features}", *extra]
 
     return build
 
@@ -176,9 +176,12 @@ RAW_CASES = {
     "parquet cut short": (
         _parquet_case("pyarrow_snappy.parquet", cut=True),
         r"clicks\.parquet is not a Parquet file.*cut short"),
-    "parquet compressed with ZSTD (no pyarrow)": (
-        _parquet_case("pyarrow_zstd.parquet"),
-        r"clicks\.parquet: column '\w+' is compressed with ZSTD.*pip install pyarrow"),
+    "parquet nested column as a feature": (
+        _parquet_case("nested.parquet", features="user,tags"),
+        r"clicks\.parquet: column 'tags' is nested .*not a flat column"),
+    "parquet with no rows": (
+        _parquet_case("empty.parquet"),
+        r"clicks\.parquet holds no rows"),
     "parquet null in a used column": (
         _parquet_case("pyarrow_snappy.parquet", extra=("--numeric_features=age",)),
         r"Row \d+ of .*clicks\.parquet: column age is null"),
@@ -230,7 +233,6 @@ def _amazon_truncated(raw):
 @pytest.mark.parametrize("case", sorted(RAW_CASES))
 def test_bad_raw_input_through_mlora_prepare(case, tmp_path, capsys, monkeypatch):
     builder, message = RAW_CASES[case]
-    monkeypatch.setattr(parquet, "engine_available", lambda: False)  # as in CI: no pyarrow
     out = tmp_path / "out"
     # An earlier good preparation in OUT_DIR that the failing run must leave alone.
     good = write_ml1m(tmp_path / "good")

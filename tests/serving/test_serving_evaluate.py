@@ -98,7 +98,6 @@ def test_bad_files_name_the_file_and_the_problem(mlora_run, run_dataset, tmp_pat
 
 
 def test_parquet_file(mlora_run, run_dataset, tmp_path):
-    pytest.importorskip("pyarrow", reason="parquet needs pyarrow (not a dependency of the package)")
     frame = _test_frame(run_dataset, mlora_run)
     frame.to_parquet(tmp_path / "test.parquet")
     _same_metrics(evaluate(mlora_run, data=str(tmp_path / "test.parquet")), RunFolder.open(mlora_run).record)
