@@ -28,7 +28,7 @@ from absl import app, flags, logging  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import driver_flags  # noqa: E402,F401  (shared flags)
-from paper_numbers import PAPER_TABLE2, paper_dataset_key  # noqa: E402
+from paper_numbers import PAPER_TABLE2, fmt_paper, paper_dataset_key  # noqa: E402
 
 from mlora_tf.config import parse_options  # noqa: E402
 from mlora_tf.io import atomic_write_bytes  # noqa: E402
@@ -191,8 +191,8 @@ def ablation_markdown(store: RunStore, models, tag: str, paper_key: str | None) 
             lines.append(
                 f"| {variant} | {model} | {len(shared) or max(len(base), len(lora))} | {fmt_pct(*mean_std(base.values()))} "
                 f"| {fmt_pct(*mean_std(lora.values()))} | {_signed(delta)} ({fmt_p(p_delta)}) | {cells[0]} | {cells[1]} "
-                f"| {_num(epochs[0])} / {_num(epochs[1])} | {_paper(pb)} | {_paper(pm)} "
-                f"| {_paper(None if None in (pb, pm) else pm - pb, signed=True)} |"
+                f"| {_num(epochs[0])} / {_num(epochs[1])} | {fmt_paper(pb)} | {fmt_paper(pm)} "
+                f"| {fmt_paper(None if None in (pb, pm) else pm - pb, signed=True)} |"
             )
     split_rows = [v for v in order if v.startswith("original@split_seed=")]
     if split_rows:
@@ -219,12 +219,6 @@ def _signed(value) -> str:
 
 def _num(value) -> str:
     return "—" if value != value else f"{value:.1f}"
-
-
-def _paper(value, signed=False):
-    if value is None:
-        return "—"
-    return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
 def main(argv):

@@ -291,3 +291,10 @@ PAPER_M3OE_TABLE3: dict[str, float] = {
     "wo_domain_task": 76.80,
     "full": 77.02,
 }
+
+
+def fmt_paper(value, signed: bool = False) -> str:
+    """A paper's number as the tables print it ("—" where the paper has none)."""
+    if value is None:
+        return "—"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"

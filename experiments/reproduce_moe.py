@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import driver_flags  # noqa: E402,F401  (shared flags)
 from paper_numbers import (  # noqa: E402
+    fmt_paper,
     PAPER_MOE_FIGURE2_NOTE,
     PAPER_MOE_TABLE1,
     PAPER_MOE_TABLE1_AVG,
@@ -99,12 +100,6 @@ def cells() -> list[Cell]:
 PAPER_SOURCE = "MoE-MLoRA (Yaggel et al., arXiv 2506.07563)"
 
 
-def _paper(value, signed=False):
-    if value is None:
-        return "—"
-    return f"{value:+.2f}" if signed else f"{value:.2f}"
-
-
 def _delta(value) -> str:
     return "—" if value != value else f"{100 * value:+.2f}"
 
@@ -149,8 +144,8 @@ def table1_markdown(store: RunStore, splits, models, dataset: str | None = None,
             paper = paper_rows.get(model, {})
             lines.append(
                 f"| {split} | {model} | {fmt_pct(*base)} | {fmt_pct(m_mean, m_std)} | {fmt_pct(e_mean, e_std)} | "
-                f"{_delta(e_mean - m_mean)} | {fmt_p(p)} | {_paper(paper.get('base'))} | {_paper(paper.get('mlora'))} | "
-                f"{_paper(paper.get('moe'))} | {_paper(paper_deltas.get(model), signed=True)} |"
+                f"{_delta(e_mean - m_mean)} | {fmt_p(p)} | {fmt_paper(paper.get('base'))} | {fmt_paper(paper.get('mlora'))} | "
+                f"{fmt_paper(paper.get('moe'))} | {fmt_paper(paper_deltas.get(model), signed=True)} |"
             )
             block["base"].append(base[0])
             if m_mean == m_mean and e_mean == e_mean:  # both present (not NaN)
@@ -161,8 +156,8 @@ def table1_markdown(store: RunStore, splits, models, dataset: str | None = None,
         b_avg, m_avg, e_avg = _mean(block["base"]), _mean(block["mlora"]), _mean(block["moe"])
         lines.append(
             f"| {split} | Avg | {fmt_pct(b_avg)} | {fmt_pct(m_avg)} | {fmt_pct(e_avg)} | {_delta(e_avg - m_avg)} | — | "
-            f"{_paper(paper_avg.get('base'))} | {_paper(paper_avg.get('mlora'))} | {_paper(paper_avg.get('moe'))} | "
-            f"{_paper(paper_avg.get('delta'), signed=True)} |"
+            f"{fmt_paper(paper_avg.get('base'))} | {fmt_paper(paper_avg.get('mlora'))} | {fmt_paper(paper_avg.get('moe'))} | "
+            f"{fmt_paper(paper_avg.get('delta'), signed=True)} |"
         )
     t, p = paired_t_test(mlora_means, moe_means)
     lines += [

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import driver_flags  # noqa: E402,F401  (shared flags)
 from paper_numbers import (  # noqa: E402
+    fmt_paper,
     PAPER_FIGURE4_NOTE,
     PAPER_FIGURE4_OPTIMA,
     PAPER_TABLE2,
@@ -175,8 +176,8 @@ def table2_markdown(store: RunStore, models, tag: str, paper_key: str | None) ->
         delta = m_mean - b_mean
         lines.append(
             f"| {label} | {fmt_pct(b_mean, b_std)} | {fmt_pct(m_mean, m_std)} | {_ours_delta(delta)} | {fmt_p(p_seeds)} | "
-            f"{100 * share:.1f}% | {_paper(paper.get('base'))} | {_paper(paper.get('mlora'))} | "
-            f"{_paper(paper_delta(paper_key, model), signed=True)} |"
+            f"{100 * share:.1f}% | {fmt_paper(paper.get('base'))} | {fmt_paper(paper.get('mlora'))} | "
+            f"{fmt_paper(paper_delta(paper_key, model), signed=True)} |"
         )
         if base and mlora:
             base_means.append(b_mean)
@@ -188,7 +189,7 @@ def table2_markdown(store: RunStore, models, tag: str, paper_key: str | None) ->
         avg_delta = round(paper_avg["mlora"] - paper_avg["base"], 2)
     lines.append(
         f"| Avg | {fmt_pct(ours_base)} | {fmt_pct(ours_mlora)} | {_ours_delta(ours_mlora - ours_base)} | — | — | "
-        f"{_paper(paper_avg.get('base'))} | {_paper(paper_avg.get('mlora'))} | {_paper(avg_delta, signed=True)} |"
+        f"{fmt_paper(paper_avg.get('base'))} | {fmt_paper(paper_avg.get('mlora'))} | {fmt_paper(avg_delta, signed=True)} |"
     )
     t, p = paired_t_test(base_means, mlora_means)
     lines += [
@@ -216,12 +217,6 @@ def table2_markdown(store: RunStore, models, tag: str, paper_key: str | None) ->
 
 def _ours_delta(delta) -> str:
     return "—" if delta != delta else f"{100 * delta:+.2f}"
-
-
-def _paper(value, signed=False):
-    if value is None:
-        return "—"
-    return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
 def _mean_domain_auc(records, name: str):
@@ -260,8 +255,8 @@ def table3_markdown(store: RunStore, tag: str, domains=None) -> str:
                 cells, wauc = ["—"] * len(domains), "—"
             lines.append(f"| {label} (ours) | " + " | ".join(cells) + f" | {wauc} |")
             paper = PAPER_TABLE3[model][row]
-            paper_cells = [_paper(paper["domains"][k]) if k < len(paper["domains"]) else "—" for k in range(len(domains))]
-            lines.append(f"| {label} (paper) | " + " | ".join(paper_cells) + f" | {_paper(paper['wauc'])} |")
+            paper_cells = [fmt_paper(paper["domains"][k]) if k < len(paper["domains"]) else "—" for k in range(len(domains))]
+            lines.append(f"| {label} (paper) | " + " | ".join(paper_cells) + f" | {fmt_paper(paper['wauc'])} |")
     lines += [
         "",
         f"Paper: {PAPER_SOURCE} Table 3, Taobao-10, as printed. Domain k = our domain id k: "
@@ -325,7 +320,7 @@ def widths_markdown(store: RunStore, tag: str, paper_key: str | None) -> str:
     ]
     for widths in WIDTHS:
         ours = fmt_pct(*mean_std(widths_by_seed(store, widths).values()))
-        lines.append(f"| {_widths_label(widths)} | {ours} | {_paper(PAPER_TABLE5.get(tuple(widths)))} |")
+        lines.append(f"| {_widths_label(widths)} | {ours} | {fmt_paper(PAPER_TABLE5.get(tuple(widths)))} |")
     lines += ["", f"Paper: {PAPER_SOURCE} Table 5, MLP+MLoRA on {PAPER_TABLE5_DATASET}, as printed."]
     if paper_key != PAPER_TABLE5_DATASET:
         lines.append(f"The paper's Table 5 is on {PAPER_TABLE5_DATASET}; this run is on {tag}, so its column is "

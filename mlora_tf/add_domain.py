@@ -228,14 +228,14 @@ def add_domain(
         ValueError: among others, for a multi-task run (not supported).
     """
     start = time.time()
-    # The arguments and input paths first, before the model is loaded.
+    # The run's kind, the arguments and the input paths first, before the model is loaded.
+    run = RunFolder.open(run_dir)
+    run.single_task_only("mlora-add-domain", "Adding a domain to a multi-task model is not implemented.")
     for what, path in (("domain_data", domain_data), ("val_data", val_data)):
         if path is not None and not os.path.isfile(path):
             raise FileNotFoundError(f"`{what}` file not found: {path}. Received: {what}={path!r}")
     if val_data is None and not 0.0 < val_fraction < 1.0:
         raise ValueError(f"`val_fraction` must be in (0, 1). Received: val_fraction={val_fraction}")
-    run = RunFolder.open(run_dir)
-    run.single_task_only("mlora-add-domain", "Adding a domain to a multi-task model is not implemented.")
     if os.path.abspath(output_dir) == os.path.abspath(run_dir):
         raise ValueError(f"`output_dir` must differ from `run_dir`. Received: {output_dir}")
     if os.path.exists(os.path.join(output_dir, RESULT_FILE)) and not overwrite:

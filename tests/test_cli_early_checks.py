@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from mlora_tf.cli import prepare as prepare_cli
 from mlora_tf.cli import tf_log
 from tests.fixtures_movielens import write_ml1m
+from tests.test_data_prepare import run_prepare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # TensorFlow's C++ start-up lines (absl format) and the messages the issue names.
@@ -21,19 +21,7 @@ CHATTER = re.compile(r"^[IW]\d{4} |oneDNN custom operations|cpu_feature_guard|Th
                      r"|cudart_stub|All log messages before absl::InitializeLog", re.M)
 
 
-@pytest.fixture(autouse=True)
-def _isolated_default_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLORA_TF_CACHE", str(tmp_path / "default-cache"))
-    monkeypatch.delenv("MLORA_TF_DATA_DIR", raising=False)
-
-
-def run_prepare(*args: str) -> int:
-    prepare_cli.FLAGS.unparse_flags()
-    prepare_cli.FLAGS(["mlora-prepare", *args])
-    try:
-        return prepare_cli.main([])
-    finally:
-        prepare_cli.FLAGS.unparse_flags()
+pytestmark = pytest.mark.usefixtures("isolated_default_cache")
 
 
 def program(module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -17,10 +17,7 @@ from tests.fixtures_amazon import write_amazon
 from tests.fixtures_movielens import write_ml1m
 
 
-@pytest.fixture(autouse=True)
-def _isolated_default_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLORA_TF_CACHE", str(tmp_path / "default-cache"))
-    monkeypatch.delenv("MLORA_TF_DATA_DIR", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_default_cache")
 
 
 def run_prepare(*args: str) -> int:
