@@ -35,6 +35,7 @@ from mlora_tf.io import atomic_write_bytes  # noqa: E402
 from mlora_tf.reproduce import (  # noqa: E402
     Cell,
     RunStore,
+    by_seed,
     cell_config,
     fmt_p,
     fmt_pct,
@@ -79,8 +80,9 @@ def variant_settings(name: str) -> tuple[dict, dict, dict]:
         return {"loop": "fast"}, {}, {}
     if name.startswith("fast+"):
         factor = get_factor(name.split("+", 1)[1])
-        return ({"loop": "fast", factor.name: factor.ours}, {}, {}) if factor.section == "train" else (
-            {"loop": "fast"}, {factor.name: factor.ours}, {})
+        train, model = {"loop": "fast"}, {}
+        (train if factor.section == "train" else model)[factor.name] = factor.ours
+        return train, model, {}
     train, model, data = {"loop": "original"}, {}, {}
     if name.startswith("original@split_seed="):
         data["split_seed"] = int(name.split("=", 1)[1])
@@ -141,10 +143,6 @@ def _load(split_seed: int, options: dict):
     )
 
 
-def _wauc(store: RunStore, **fields) -> dict:
-    return {r["cell"]["seed"]: r["wauc"] for r in store.select(**fields)}
-
-
 def ablation_markdown(store: RunStore, models, tag: str, paper_key: str | None) -> str:
     """The ablation table: per variant and backbone, Base and +MLoRA WAUC, Delta, and
     the change of each against the original loop (paired over seeds)."""
@@ -165,8 +163,8 @@ def ablation_markdown(store: RunStore, models, tag: str, paper_key: str | None) 
     order = [v for v in variants() if v in variant_names] + [v for v in variant_names if v not in variants()]
     for variant in order:
         for model in models:
-            base = _wauc(store, model=model, adapter="none", variant=variant)
-            lora = _wauc(store, model=model, adapter="mlora", variant=variant)
+            base = by_seed(store, model=model, adapter="none", variant=variant)
+            lora = by_seed(store, model=model, adapter="mlora", variant=variant)
             if not base and not lora:
                 continue
             shared = sorted(set(base) & set(lora))
@@ -174,7 +172,7 @@ def ablation_markdown(store: RunStore, models, tag: str, paper_key: str | None) 
             delta = mean_std([lora[s] - base[s] for s in shared])[0] if shared else float("nan")
             cells = []
             for adapter, values in (("none", base), ("mlora", lora)):
-                ref = _wauc(store, model=model, adapter=adapter, variant=ORIGINAL)
+                ref = by_seed(store, model=model, adapter=adapter, variant=ORIGINAL)
                 common = sorted(set(ref) & set(values))
                 if variant == ORIGINAL or "@split_seed=" in variant or not common:
                     cells.append("—")

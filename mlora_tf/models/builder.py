@@ -23,7 +23,7 @@ from keras import ops
 from mlora_tf.config import ModelConfig
 from mlora_tf.layers.adapted_dnn import AdaptedDNN
 from mlora_tf.layers.core import GlobalBias, LinearLogit
-from mlora_tf.models.profiles import VariantProfile, get_profile
+from mlora_tf.models.profiles import INIT_SEEDS, VariantProfile, get_profile
 from mlora_tf.models.registry import BackboneSpec, get_backbone
 
 FEATURES = ("uid", "pid", "domain")
@@ -234,10 +234,8 @@ def build_model(config: ModelConfig, data: DataSpec, graph_seed: int | None = No
             also the name of one of the model's layers.
     """
     spec, profile, mode, lora_reduce = resolve(config)
-    if config.init_seeds not in (None, "independent", "original"):
-        raise ValueError(
-            f"`init_seeds` must be 'independent' or 'original'. Received: init_seeds={config.init_seeds!r}"
-        )
+    if config.init_seeds not in (None, *INIT_SEEDS):
+        raise ValueError(f"`init_seeds` must be one of {list(INIT_SEEDS)}. Received: init_seeds={config.init_seeds!r}")
     if config.init_seeds == "original":
         profile = profile.with_op_seeds(0 if graph_seed is None else graph_seed)
     if config.num_experts is not None and config.num_experts >= 1:

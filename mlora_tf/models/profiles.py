@@ -76,6 +76,10 @@ class VariantProfile:
         return dataclasses.replace(self, **changes)
 
 
+# `ModelConfig.init_seeds`: the run's own draws, or the original's op seeds (`with_op_seeds`).
+INIT_SEEDS = ("independent", "original")
+
+
 def graph_seed_offset(graph_seed: int) -> int:
     """The shift `with_op_seeds` adds to the original's op seeds for a run seed."""
     return (int(graph_seed) * 7919) % (1 << 20) * 4096

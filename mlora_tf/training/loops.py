@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from mlora_tf.layers.dropout import DROPOUT_IMPLS
+from mlora_tf.models.profiles import INIT_SEEDS
+
 LOOPS = ("fast", "original")
 
 
@@ -79,8 +82,8 @@ FACTOR_NAMES = tuple(f.name for f in FACTORS)
 CHOICES = {
     "shuffle": ("permutation", "buffer"),
     "loss": ("logits", "clipped"),
-    "dropout_impl": ("fast", "keras"),
-    "init_seeds": ("independent", "original"),
+    "dropout_impl": DROPOUT_IMPLS,
+    "init_seeds": INIT_SEEDS,
 }
 
 

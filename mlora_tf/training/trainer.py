@@ -43,7 +43,7 @@ from mlora_tf.models.mdmt_parts import input_names
 from mlora_tf.training.distribute import is_default_strategy, per_replica_batch_size
 from mlora_tf.training.optimizers import FusedAdam
 from mlora_tf.training.metrics import AUC_FUNCTIONS, domain_metrics, plain_mean
-from mlora_tf.training.loops import get_factor
+from mlora_tf.training.loops import CHOICES, get_factor
 from mlora_tf.training.phases import GROUPS, Phase
 
 # Clipping of Keras' probability losses (TF 1.12 `K.epsilon()`).
@@ -285,8 +285,8 @@ class Trainer:
         # The original loop's factors (`mlora_tf.training.loops`); unset: the fast loop's.
         self.shuffle = config.shuffle or get_factor("shuffle").fast
         self.loss_kind = config.loss or get_factor("loss").fast
-        if self.shuffle not in ("permutation", "buffer"):
-            raise ValueError(f"`shuffle` must be 'permutation' or 'buffer'. Received: shuffle={self.shuffle!r}")
+        if self.shuffle not in CHOICES["shuffle"]:
+            raise ValueError(f"`shuffle` must be one of {list(CHOICES['shuffle'])}. Received: shuffle={self.shuffle!r}")
         if self.loss_kind not in LOSSES:
             raise ValueError(f"`loss` must be one of {sorted(LOSSES)}. Received: loss={self.loss_kind!r}")
         self._buffer_orders = {}  # pass key -> the shuffle buffer's (repeating) row order

@@ -86,6 +86,19 @@ def test_table2_prints_the_papers_numbers_avg_and_avg_delta(tmp_path):
     assert "not available offline" not in text
 
 
+def test_table2_renders_our_cells_p_values_and_shares(tmp_path):
+    driver = _import_driver()
+    store = _store(tmp_path, "ml-1m-gender", "gender",
+                   {"wdl": ([0.70, 0.71, 0.72], [0.72, 0.72, 0.75]), "mlp": ([0.6] * 3, [0.61, 0.62, 0.6])})
+    text = driver.table2_markdown(store, ["wdl", "mlp"], "ml-1m-gender", "movielens-gen")
+    wdl_row = next(line for line in text.splitlines() if line.startswith("| wdl"))
+    _, p = paired_t_test([0.70, 0.71, 0.72], [0.72, 0.72, 0.75])
+    assert wdl_row.startswith("| wdl | 71.00 ± 1.00 | 73.00 ± 1.73 | +2.00 |")
+    assert f"{p:.3g}" in wdl_row and "5.0%" in wdl_row
+    assert "| 80.17 | 80.41 | +0.24 |" in wdl_row
+    assert "across 2 backbones" in text
+
+
 def test_table4_keys_and_computed_paper_delta(tmp_path):
     driver = _import_driver()
     store = _store(tmp_path, "taobao-theme_20", "theme_20", {"nfm": ([0.78], [0.79])})
