@@ -8,7 +8,8 @@ reproduction resumes), `table.md` (rows = models, columns = the six (domain, tas
 AUCs, overall AUC and overall logloss, ours as mean ± std over seeds with the paper's
 row under ours, RelaImpr of M3oE over the best baseline, a paired t-test over seeds)
 and `table.png` (overall AUC per model). The tag is the dataset name, plus
-`-as-coded` under `--fusion_schedule=as_coded`.
+`-split-<split>` under `--split=random|users_shuffled` and `-as-coded` under
+`--fusion_schedule=as_coded`.
 """
 
 from __future__ import annotations
@@ -80,13 +81,21 @@ def define_flags() -> None:
                       "expert_units=16,tower_units=16,embedding_dim=8; num_shared_experts=1 is the paper's N).")
     flags.DEFINE_list("train_options", None,
                       "MultiTaskTrainConfig fields key=value (batch_size, learning_rate, patience, ...).")
+    flags.DEFINE_enum("split", None, ["positional", "users_shuffled", "random"],
+                      "MovieLens row split (the ml-*-m3oe loader's `split` option): positional (the original's "
+                      "user-disjoint 80/10/10, the default), users_shuffled (the same with the users in a seeded "
+                      "random order) or random (8:1:1 over rows, as Scenario-Wise-Rec). A non-default split goes "
+                      "to its own '<dataset>-split-<split>' folder.")
     FLAGS.set_default("base_seed", FIRST_SEED)
     FLAGS.set_default("seeds", DEFAULT_SEEDS)
     FLAGS.set_default("max_epochs", DEFAULT_EPOCHS)
 
 
-def dataset_tag(dataset: str, fusion_schedule: str) -> str:
-    return dataset + ("" if fusion_schedule == "paper" else "-as-coded")
+def dataset_tag(dataset: str, fusion_schedule: str, split: str | None = None) -> str:
+    """The results folder of a grid: the dataset, `-split-<split>` for a split other than
+    the positional default, `-as-coded` for the code's fusion schedule."""
+    tag = dataset if split in (None, "positional") else f"{dataset}-split-{split}"
+    return tag + ("" if fusion_schedule == "paper" else "-as-coded")
 
 
 # ----------------------------------------------------------------------- grid
@@ -385,12 +394,19 @@ def main(argv):
     except ValueError as e:
         print(f"{PROGRAM}: {e}", file=sys.stderr)
         return 2
+    split = FLAGS.split or data_options.get("split")
+    if FLAGS.split and data_options.get("split", FLAGS.split) != FLAGS.split:
+        print(f"{PROGRAM}: --split={FLAGS.split} and --data_options=split={data_options['split']} disagree; "
+              "give one of them.", file=sys.stderr)
+        return 2
+    if split is not None:
+        data_options["split"] = split
     bad = driver_owned_options(model_options, train_options)
     if bad:
         print(f"{PROGRAM}: {bad} are set by the driver (--models, --ablations, --seeds, --max_epochs, "
               "--fusion_schedule), not by --model_options/--train_options.", file=sys.stderr)
         return 2
-    tag = dataset_tag(FLAGS.dataset, FLAGS.fusion_schedule)
+    tag = dataset_tag(FLAGS.dataset, FLAGS.fusion_schedule, split)
     seeds = [FLAGS.base_seed + i for i in range(FLAGS.seeds)]
     grid = make_cells(tag, FLAGS.models, seeds, FLAGS.ablations)
 

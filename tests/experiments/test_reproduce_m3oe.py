@@ -172,3 +172,13 @@ def test_grid_settings_are_not_options():
     assert driver.driver_owned_options({"fusion": "fixed", "hidden_units": 8}, {"seed": 1, "patience": 2}) == [
         "fusion", "seed"]
     assert driver.driver_owned_options({"num_shared_experts": 1}, {"batch_size": 512}) == []
+
+
+def test_a_non_default_split_gets_its_own_folder_and_a_disagreeing_split_is_refused(tmp_path):
+    driver = _driver_module()
+    assert driver.dataset_tag("ml-1m", "paper") == driver.dataset_tag("ml-1m", "paper", "positional") == "ml-1m"
+    assert driver.dataset_tag("ml-1m", "paper", "random") == "ml-1m-split-random"
+    assert driver.dataset_tag("ml-1m", "as_coded", "users_shuffled") == "ml-1m-split-users_shuffled-as-coded"
+    proc = _drive(tmp_path, *TINY, "--split=random", "--data_options=split=positional")
+    assert proc.returncode == 2 and "--split=random and --data_options=split=positional disagree" in proc.stderr
+    assert not os.listdir(tmp_path)
