@@ -29,10 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import driver_flags  # noqa: E402,F401  (shared flags)
 from paper_numbers import PAPER_TABLE2, fmt_paper, paper_dataset_key  # noqa: E402
-
-from mlora_tf.config import parse_options  # noqa: E402
-from mlora_tf.io import atomic_write_bytes  # noqa: E402
-from mlora_tf.reproduce import (  # noqa: E402
+from reproduce_common import (  # noqa: E402
     Cell,
     RunStore,
     by_seed,
@@ -44,6 +41,9 @@ from mlora_tf.reproduce import (  # noqa: E402
     paired_t_test,
     run_grid,
 )
+
+from mlora_tf.config import parse_options  # noqa: E402
+from mlora_tf.io import atomic_write_bytes  # noqa: E402
 from mlora_tf.training.loops import FACTOR_NAMES, get_factor  # noqa: E402
 
 # What the fast loop picks for `row_groups` on a CPU host with two cores (its value is

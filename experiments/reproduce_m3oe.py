@@ -26,10 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import driver_flags  # noqa: E402,F401  (shared flags: dataset, data_dir, seeds, base_seed, max_epochs, ...)
 from paper_numbers import PAPER_M3OE_RELAIMPR, PAPER_M3OE_TABLE2, PAPER_M3OE_TABLE3  # noqa: E402
-
-from mlora_tf.config import parse_options  # noqa: E402
-from mlora_tf.io import atomic_write_bytes  # noqa: E402
-from mlora_tf.reproduce import (  # noqa: E402
+from reproduce_common import (  # noqa: E402
     Cell,
     RunStore,
     compact_multitask_record,
@@ -42,6 +39,9 @@ from mlora_tf.reproduce import (  # noqa: E402
     run_grid,
     save_png,
 )
+
+from mlora_tf.config import parse_options  # noqa: E402
+from mlora_tf.io import atomic_write_bytes  # noqa: E402
 
 PROGRAM = "reproduce-m3oe"
 SPLIT = "age3"  # M3oE's three age domains, the only split of its MovieLens setup
@@ -208,7 +208,7 @@ def _paper(value) -> str:
 
 
 def relaimpr_text(auc: float, base_auc: float) -> str:
-    from mlora_tf.m3oe_metrics import relative_improvement
+    from mlora_tf.training.metrics import relative_improvement
 
     if any(v is None or math.isnan(v) for v in (auc, base_auc)) or not base_auc > 0.5:
         return "—"

@@ -33,10 +33,7 @@ from paper_numbers import (  # noqa: E402
     PAPER_MOE_TABLE1_DELTA,
     PAPER_MOE_TABLE1_LABELS,
 )
-
-from mlora_tf.config import parse_options  # noqa: E402
-from mlora_tf.io import atomic_write_bytes  # noqa: E402
-from mlora_tf.reproduce import (  # noqa: E402
+from reproduce_common import (  # noqa: E402
     Cell,
     RunStore,
     bar_chart,
@@ -52,6 +49,9 @@ from mlora_tf.reproduce import (  # noqa: E402
     run_grid,
     seed_comparison,
 )
+
+from mlora_tf.config import parse_options  # noqa: E402
+from mlora_tf.io import atomic_write_bytes  # noqa: E402
 
 BACKBONES = ("wdl", "nfm", "autoint", "pnn", "dcn", "fibinet", "deepfm", "xdeepfm")  # the paper's eight
 EXPERTS_PER_DOMAIN = (1, 2, 3, 4)  # 2, 4, 6, 8 experts on the two-domain gender split

@@ -43,10 +43,7 @@ from paper_numbers import (  # noqa: E402
     PAPER_TABLE5_DATASET,
     paper_dataset_key,
 )
-
-from mlora_tf.config import parse_options  # noqa: E402
-from mlora_tf.io import atomic_write_bytes  # noqa: E402
-from mlora_tf.reproduce import (  # noqa: E402
+from reproduce_common import (  # noqa: E402
     Cell,
     RunStore,
     bar_chart,
@@ -63,6 +60,9 @@ from mlora_tf.reproduce import (  # noqa: E402
     save_png,
     seed_comparison,
 )
+
+from mlora_tf.config import parse_options  # noqa: E402
+from mlora_tf.io import atomic_write_bytes  # noqa: E402
 
 BACKBONES = ("mlp", "star", "wdl", "nfm", "autoint", "pnn", "dcn", "fibinet", "deepfm", "xdeepfm")
 ALPHA_BACKBONES = ("mlp", "fibinet", "deepfm")

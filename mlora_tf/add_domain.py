@@ -39,8 +39,8 @@ from absl import logging
 
 from mlora_tf import __version__
 from mlora_tf.data.dataset import MultiDomainDataset
-from mlora_tf.evaluate import read_interactions
-from mlora_tf.export.run_folder import RunFolder
+from mlora_tf.data.interactions import read_interactions
+from mlora_tf.export.run_folder import VOCAB_FILE, RunFolder, has_result, save_model, write_record
 from mlora_tf.export.vocab import DOMAIN, Vocabulary
 from mlora_tf.export.weights import (
     check_vocabulary,
@@ -50,9 +50,7 @@ from mlora_tf.export.weights import (
     transfer,
     without_oov_rows,
 )
-from mlora_tf.io import atomic_write_json
 from mlora_tf.models.builder import dense_stack_of
-from mlora_tf.run import MODEL_FILE, RESULT_FILE, VOCAB_FILE
 from mlora_tf.training import Trainer
 from mlora_tf.training.phases import Phase
 
@@ -238,7 +236,7 @@ def add_domain(
         raise ValueError(f"`val_fraction` must be in (0, 1). Received: val_fraction={val_fraction}")
     if os.path.abspath(output_dir) == os.path.abspath(run_dir):
         raise ValueError(f"`output_dir` must differ from `run_dir`. Received: {output_dir}")
-    if os.path.exists(os.path.join(output_dir, RESULT_FILE)) and not overwrite:
+    if has_result(output_dir) and not overwrite:
         raise FileExistsError(f"{output_dir} already holds a run; choose another --output_dir or pass --overwrite.")
     config = run.config
     if config.model.adapter != "mlora":
@@ -323,10 +321,7 @@ def add_domain(
     final = without_oov_rows(model, config.model, new_vocabulary)
     _check_old_domains_unchanged(base_model, final, vocabulary, train_config.seed)
 
-    os.makedirs(output_dir, exist_ok=True)
-    tmp_model = os.path.join(output_dir, "model.tmp.keras")
-    final.save(tmp_model)
-    os.replace(tmp_model, os.path.join(output_dir, MODEL_FILE))
+    save_model(output_dir, final)
     new_vocabulary.save(os.path.join(output_dir, VOCAB_FILE))
     trained = sum(layer.rank * (layer.input_dim + layer.units) + layer.units for layer in adapters)
     record = {
@@ -360,7 +355,7 @@ def add_domain(
         "command": sys.argv,
         "version": __version__,
     }
-    atomic_write_json(os.path.join(output_dir, RESULT_FILE), record)
+    write_record(output_dir, record)
     logging.info(
         "Added domain %d (%s) to %s: val AUC %s -> %s; wrote %s",
         new_id, name, run_dir, record["val_before"]["domain_auc"], record["val"]["domain_auc"], output_dir,

@@ -1,7 +1,9 @@
 """Run configuration as data: dataclasses for data, model and training settings.
 
 Flags of `mlora-train` and the keys of an original-style JSON config both resolve to a
-`RunConfig` (see `mlora_tf.original_config`).
+`RunConfig` (see `mlora_tf.original_config`); `mlora-train --task_set=...` to a
+`MultiTaskRunConfig`, whose model is a `MultiTaskModelConfig` (M3oE's `M3oEConfig`
+plus the model's name). Config sits below the models: it imports no model module.
 """
 
 from __future__ import annotations
@@ -9,7 +11,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
+from collections.abc import Mapping
 from typing import Any
+
+from mlora_tf.layers.m3oe import FUSION_MODES
 
 
 @dataclasses.dataclass
@@ -216,6 +222,189 @@ def replace(obj: Any, **changes):
     return dataclasses.replace(obj, **changes)
 
 
+# ------------------------------------------------------------- multi-task runs
+DEFAULT_SPARSE_FEATURES: tuple[str, ...] = (
+    "uid", "pid", "gender", "occupation", "zip", "cate_id", "domain",
+)
+DEFAULT_DENSE_FEATURES: tuple[str, ...] = ("age",)
+
+
+@dataclasses.dataclass
+class M3oEConfig:
+    """Hyper-parameters of M3oE (defaults: the released code's, m3oe.md §2-3).
+
+    Attributes:
+        sparse_features: embedded id inputs, in the order their embeddings are
+            concatenated; must include `"domain"` (also the routing key).
+        dense_features: float inputs appended after the embeddings.
+        embedding_dim: size of every embedding (16).
+        embedding_stddev: embeddings start `N(0, embedding_stddev)` (1e-4).
+        star_units: width of the domain projection `f_DR` (512, `fcn_dims[0]`).
+        hidden_units: width of `h` (256, `fcn_dims[1]`).
+        expert_units: output width of every expert (64, `fcn_dims[3]`).
+        tower_units: hidden width of every tower (64).
+        num_shared_experts: `N` (4, the code's `--expert_num` default; the paper's
+            best MovieLens setting is 1, m3oe.md §2.3 item 4).
+        layer_norm_epsilon: LayerNorm epsilon everywhere (1e-5, torch's default).
+        gate_stop_gradient: gates see `stop_gradient(h)`, as the code (True).
+        fusion: `"learned"` (sigmoid-parameterised trainable scalars) or `"fixed"`
+            (all four weights 0.5, frozen: Table 3 "w/o AutoML").
+        fusion_init: raw (pre-sigmoid) initial values of `(alpha_D, alpha_T,
+            beta_D, beta_T)`, the code's `--exp_d --exp_t --bal_d --bal_t` (1.0
+            each, so every weight starts at 0.731). Ignored with `fusion="fixed"`.
+        concat_modules: Table 3 "concat modules": concatenate the three views
+            instead of the alpha-weighted sum.
+        fully_gated: Table 3 "fully gated": each (domain, task) gate mixes the
+            shared, domain and task experts together; no fusion scalars.
+        domain_experts: use the domain experts (False: Table 3 "w/o domain").
+        task_experts: use the task experts (False: "w/o task"; both False: "w/o
+            domain & task").
+    """
+
+    sparse_features: tuple[str, ...] = DEFAULT_SPARSE_FEATURES
+    dense_features: tuple[str, ...] = DEFAULT_DENSE_FEATURES
+    embedding_dim: int = 16
+    embedding_stddev: float = 1e-4
+    star_units: int = 512
+    hidden_units: int = 256
+    expert_units: int = 64
+    tower_units: int = 64
+    num_shared_experts: int = 4
+    layer_norm_epsilon: float = 1e-5
+    gate_stop_gradient: bool = True
+    fusion: str = "learned"
+    fusion_init: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    concat_modules: bool = False
+    fully_gated: bool = False
+    domain_experts: bool = True
+    task_experts: bool = True
+
+    def __post_init__(self) -> None:
+        self.sparse_features = tuple(self.sparse_features)
+        self.dense_features = tuple(self.dense_features)
+        self.fusion_init = tuple(self.fusion_init)  # type: ignore[assignment]
+        for name in ("embedding_dim", "star_units", "hidden_units", "expert_units",
+                     "tower_units", "num_shared_experts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        for name in ("embedding_stddev", "layer_norm_epsilon"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
+        for name in ("gate_stop_gradient", "concat_modules", "fully_gated", "domain_experts",
+                     "task_experts"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be a bool. Received: {name}={getattr(self, name)!r}")
+        if self.fusion not in FUSION_MODES:
+            raise ValueError(
+                f"`fusion` must be one of {list(FUSION_MODES)}. Received: fusion={self.fusion!r}"
+            )
+        if len(self.fusion_init) != 4 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in self.fusion_init
+        ):
+            raise ValueError(
+                "`fusion_init` must be four finite numbers (alpha_D, alpha_T, beta_D, beta_T). "
+                f"Received: fusion_init={self.fusion_init!r}"
+            )
+        if "domain" not in self.sparse_features:
+            raise ValueError(
+                "`sparse_features` must include 'domain' (the routing key). "
+                f"Received: sparse_features={list(self.sparse_features)}"
+            )
+        names = self.sparse_features + self.dense_features
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(
+                f"Feature names must be unique. Received: duplicates {duplicates}"
+            )
+        if self.fully_gated and self.concat_modules:
+            raise ValueError(
+                "`fully_gated` and `concat_modules` are separate ablations; choose one. "
+                "Received: fully_gated=True, concat_modules=True"
+            )
+        if self.fully_gated and self.fusion == "fixed":
+            raise ValueError(
+                "`fully_gated` has no fusion scalars, so `fusion='fixed'` does not apply. "
+                "Received: fully_gated=True, fusion='fixed'"
+            )
+
+    @property
+    def variant(self) -> str:
+        """The paper's Table 3 name of this configuration."""
+        if self.fully_gated:
+            base = "fully gated"
+        elif self.concat_modules:
+            base = "concat modules"
+        else:
+            base = "M3oE"
+        missing = [n for n, on in (("domain", self.domain_experts), ("task", self.task_experts)) if not on]
+        if missing:
+            base += " w/o " + " & ".join(missing)
+        if self.fusion == "fixed":
+            base += " w/o AutoML"
+        return base
+
+    def get_config(self) -> dict[str, Any]:
+        config = dataclasses.asdict(self)
+        for key in ("sparse_features", "dense_features", "fusion_init"):
+            config[key] = list(config[key])
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "M3oEConfig":
+        """Builds a config from a dict; unknown keys are rejected by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown M3oE config key(s) {unknown}; valid keys are {sorted(known)}. "
+                f"Received: {unknown}"
+            )
+        return cls(**dict(config))
+
+
+@dataclasses.dataclass
+class MultiTaskModelConfig(M3oEConfig):
+    """Which MDMT model, and its hyper-parameters.
+
+    The widths, features and initialisation of `M3oEConfig` are shared by every model
+    (the baselines are sized like M3oE's parts, m3oe.md §2.1); M3oE's ablation flags
+    (`fusion`, `concat_modules`, `fully_gated`, `domain_experts`, `task_experts`) apply
+    to `m3oe` only.
+
+    Attributes:
+        name: the registered model (`mlora-train --model`), default `"m3oe"`.
+        specific_experts: PLE: experts owned by each (domain, task) objective.
+        lora_reduce: MLoRA-SB: the temperature alpha, rank `max(units // alpha, 1)`.
+    """
+
+    name: str = "m3oe"
+    specific_experts: int = 1
+    lora_reduce: float = 4.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"`name` must be a model name. Received: name={self.name!r}")
+        value = self.specific_experts
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`specific_experts` must be a positive integer. Received: specific_experts={value!r}")
+        value = self.lora_reduce
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"`lora_reduce` must be a positive number. Received: lora_reduce={value!r}")
+
+    @property
+    def m3oe_ablations_set(self) -> list[str]:
+        """The M3oE-only fields that differ from their defaults."""
+        default = M3oEConfig()
+        return [
+            f for f in ("fusion", "concat_modules", "fully_gated", "domain_experts", "task_experts")
+            if getattr(self, f) != getattr(default, f)
+        ]
+
+
 FUSION_SCHEDULES = ("paper", "as_coded")
 
 
@@ -280,8 +469,6 @@ class MultiTaskTrainConfig:
 
 
 def _multitask_model_config(**values):
-    from mlora_tf.models.multitask import MultiTaskModelConfig
-
     return MultiTaskModelConfig.from_config(values)
 
 

@@ -23,12 +23,12 @@ import numpy as np
 from absl import logging
 
 from mlora_tf import __version__
-from mlora_tf.config import DataConfig, MultiTaskRunConfig
+from mlora_tf.config import DEFAULT_DENSE_FEATURES, DEFAULT_SPARSE_FEATURES, DataConfig, MultiTaskRunConfig
 from mlora_tf.data.registry import load_dataset
+from mlora_tf.export.run_folder import CHECKPOINTS_DIR, write_run_folder
 from mlora_tf.models import count_params
-from mlora_tf.models.m3oe import DEFAULT_DENSE_FEATURES, DEFAULT_SPARSE_FEATURES, MultiTaskDataSpec
+from mlora_tf.models.m3oe import MultiTaskDataSpec
 from mlora_tf.models.multitask import build_multitask_model
-from mlora_tf.run import write_run_folder
 from mlora_tf.training.multitask import MultiTaskTrainer
 
 MULTITASK_DATASETS = {"ml-1m": "ml-1m-m3oe", "ml-100k": "ml-100k-m3oe", "synthetic": "synthetic-mt"}
@@ -147,7 +147,7 @@ def train_multitask_run(config: MultiTaskRunConfig, output_dir: str | None = Non
         if config.model.name == "m3oe" else "baseline", list(trainer.tasks), dataset.n_domains,
         "per-pair" if trainer.pair_loss else "mean", config.train.fusion_schedule if trainer.fusion_variables else "-",
     )
-    checkpoint_dir = os.path.join(output_dir, "checkpoints") if output_dir else None
+    checkpoint_dir = os.path.join(output_dir, CHECKPOINTS_DIR) if output_dir else None
     fit = trainer.fit(checkpoint_dir=checkpoint_dir)
     test = metrics_record(trainer.evaluate("test"))
     val = metrics_record(trainer.evaluate("val"))

@@ -16,46 +16,11 @@ from absl import logging
 from mlora_tf import __version__
 from mlora_tf.config import RunConfig
 from mlora_tf.data.registry import load_dataset
-from mlora_tf.io import atomic_write_json
+from mlora_tf.export.run_folder import CHECKPOINTS_DIR, TENSORBOARD_DIR, write_run_folder
 from mlora_tf.models import DataSpec, build_model, dense_stack_of
 from mlora_tf.training import Trainer, schedule_phases
 from mlora_tf.training.loops import resolve_loop
 from mlora_tf.training.distribute import is_chief, is_multi_worker
-
-RESULT_FILE = "result.json"
-MODEL_FILE = "model.keras"
-VOCAB_FILE = "vocab.npz"
-
-
-def save_vocabularies(dataset, path: str) -> None:
-    """The ids seen in training (per feature), the vocabulary sizes and the domains:
-    what serving needs to map raw ids exactly as in training."""
-    import io
-
-    import numpy as np
-
-    from mlora_tf.io import atomic_write_bytes
-
-    train = dataset.splits["train"]
-    arrays = {f"train_ids_{f}": np.unique(np.asarray(train[f], dtype=np.int64)) for f in dataset.features}
-    arrays.update({f"vocab_size_{f}": np.int64(dataset.vocab_sizes[f]) for f in dataset.features})
-    arrays["domain_names"] = np.asarray([str(n) for n in dataset.domain_names])
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def write_run_folder(output_dir: str, model, dataset, record: dict) -> None:
-    """`model.keras`, `vocab.npz`, then `result.json` (each written atomically; the
-    record last, so a folder with a `result.json` is a finished run)."""
-    os.makedirs(output_dir, exist_ok=True)
-    tmp_model = os.path.join(output_dir, "model.tmp.keras")
-    model.save(tmp_model)
-    os.replace(tmp_model, os.path.join(output_dir, MODEL_FILE))
-    save_vocabularies(dataset, os.path.join(output_dir, VOCAB_FILE))
-    atomic_write_json(os.path.join(output_dir, RESULT_FILE), record)
-    logging.info("Wrote %s", os.path.join(output_dir, RESULT_FILE))
-
 
 def load_run_dataset(config: RunConfig):
     d = config.data
@@ -105,7 +70,7 @@ def train_run(
         "Model %s, adapter %s, dense stack %s, ranks %s", config.model.name, config.model.adapter,
         stack.hidden_units, stack.ranks,
     )
-    tb_dir = os.path.join(output_dir, "tensorboard") if (tensorboard and output_dir) else None
+    tb_dir = os.path.join(output_dir, TENSORBOARD_DIR) if (tensorboard and output_dir) else None
     trainer = Trainer(model, dataset, config.train, tensorboard_dir=tb_dir, strategy=strategy)
     if config.model.adapter == "moe":
         phases = schedule_phases(
@@ -113,7 +78,7 @@ def train_run(
         )
     else:
         phases = schedule_phases(config.train.schedule, config.model.adapter)
-    checkpoint_dir = os.path.join(output_dir, "checkpoints") if output_dir and not is_multi_worker(strategy) else None
+    checkpoint_dir = os.path.join(output_dir, CHECKPOINTS_DIR) if output_dir and not is_multi_worker(strategy) else None
     phase_results = trainer.fit(phases, checkpoint_dir=checkpoint_dir)
     if trainer.final_metrics is not None:
         # The last phase scored its final weights (the model's weights now) already.

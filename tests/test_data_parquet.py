@@ -16,7 +16,7 @@ import pytest
 from mlora_tf.data import csv_loader
 from mlora_tf.data import parquet
 from mlora_tf.data.registry import load_dataset
-from mlora_tf.evaluate import read_interactions
+from mlora_tf.data.interactions import read_interactions
 from tests.fixtures.make_parquet_fixtures import clicks_frame, types_rows
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parquet")

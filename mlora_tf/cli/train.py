@@ -253,6 +253,7 @@ def check_config(config, multitask: bool) -> None:
 
 def run_multitask(config=None) -> int:
     config = multitask_config_from_flags() if config is None else config
+    from mlora_tf.export.run_folder import RESULT_FILE
     from mlora_tf.multitask_run import format_pair_table, train_multitask_run
 
     record = train_multitask_run(config, output_dir=FLAGS.output_dir)
@@ -262,7 +263,7 @@ def run_multitask(config=None) -> int:
     if record["fusion_weights"]:
         print("fusion weights " + ", ".join(f"{k} {v:.4f}" for k, v in record["fusion_weights"].items()))
     if FLAGS.output_dir:
-        print(f"result: {os.path.join(FLAGS.output_dir, 'result.json')}")
+        print(f"result: {os.path.join(FLAGS.output_dir, RESULT_FILE)}")
     return 0
 
 
@@ -290,6 +291,7 @@ def main(argv):
             configure_cpu_devices(FLAGS.cpu_devices)
         configure_threads_from_flags()
         strategy = make_strategy(FLAGS.strategy)
+        from mlora_tf.export.run_folder import RESULT_FILE
         from mlora_tf.run import format_domain_table, train_run
 
         record = train_run(config, output_dir=FLAGS.output_dir, tensorboard=FLAGS.tensorboard, strategy=strategy)
@@ -304,7 +306,7 @@ def main(argv):
         f" adapter {record['params_adapter']:,}"
     )
     if FLAGS.output_dir and is_chief(strategy):
-        print(f"result: {os.path.join(FLAGS.output_dir, 'result.json')}")
+        print(f"result: {os.path.join(FLAGS.output_dir, RESULT_FILE)}")
     return 0
 
 

@@ -1,16 +1,71 @@
-"""A run folder as written by `mlora-train` (or `mlora-add-domain`), opened for use."""
+"""A run folder: its file names, writing one (`mlora-train`, `mlora-add-domain`) and
+opening one for use (`RunFolder`).
+
+Every kind of run (single-task, multi-task, an added domain) writes the same files:
+`model.keras`, `vocab.npz`, then `result.json`, the record, last (so a folder with a
+`result.json` is a finished run); a run in progress keeps `checkpoints/` (resume) and,
+when asked, `tensorboard/`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 
 import keras
+import numpy as np
+from absl import logging
 
 from mlora_tf.config import MultiTaskRunConfig, RunConfig, run_config_from_dict
 from mlora_tf.export.vocab import Vocabulary
-from mlora_tf.run import MODEL_FILE, RESULT_FILE, VOCAB_FILE
+from mlora_tf.io import atomic_write_bytes, atomic_write_json
+
+RESULT_FILE = "result.json"
+MODEL_FILE = "model.keras"
+VOCAB_FILE = "vocab.npz"
+CHECKPOINTS_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def save_model(output_dir: str, model: keras.Model) -> None:
+    """`model.keras` into `output_dir` (created if needed), replaced in one rename."""
+    os.makedirs(output_dir, exist_ok=True)
+    tmp_model = os.path.join(output_dir, "model.tmp.keras")
+    model.save(tmp_model)
+    os.replace(tmp_model, os.path.join(output_dir, MODEL_FILE))
+
+
+def save_vocabularies(dataset, path: str) -> None:
+    """The ids seen in training (per feature), the vocabulary sizes and the domains:
+    what serving needs to map raw ids exactly as in training."""
+    train = dataset.splits["train"]
+    arrays = {f"train_ids_{f}": np.unique(np.asarray(train[f], dtype=np.int64)) for f in dataset.features}
+    arrays.update({f"vocab_size_{f}": np.int64(dataset.vocab_sizes[f]) for f in dataset.features})
+    arrays["domain_names"] = np.asarray([str(n) for n in dataset.domain_names])
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_record(output_dir: str, record: dict) -> None:
+    """`result.json`, atomically: write it after the other files of the run."""
+    atomic_write_json(os.path.join(output_dir, RESULT_FILE), record)
+
+
+def write_run_folder(output_dir: str, model, dataset, record: dict) -> None:
+    """`model.keras`, `vocab.npz`, then `result.json` (each written atomically; the
+    record last, so a folder with a `result.json` is a finished run)."""
+    save_model(output_dir, model)
+    save_vocabularies(dataset, os.path.join(output_dir, VOCAB_FILE))
+    write_record(output_dir, record)
+    logging.info("Wrote %s", os.path.join(output_dir, RESULT_FILE))
+
+
+def has_result(path: str) -> bool:
+    """Whether `path` holds a finished run (its `result.json`)."""
+    return os.path.exists(os.path.join(path, RESULT_FILE))
 
 
 @dataclasses.dataclass(eq=False)

@@ -104,7 +104,7 @@ class Vocabulary:
     # ---------------------------------------------------------------- files
     @classmethod
     def load(cls, path: str) -> "Vocabulary":
-        """Read a `vocab.npz` written by `mlora_tf.run.save_vocabularies` (or `save`)."""
+        """Read a `vocab.npz` written by `mlora_tf.export.run_folder.save_vocabularies` (or `save`)."""
         if not os.path.exists(path):
             raise FileNotFoundError(f"No vocabulary file {path} (a run folder written by mlora-train has one).")
         with np.load(path) as data:
@@ -116,7 +116,7 @@ class Vocabulary:
         return cls(train_ids=ids, vocab_sizes=sizes, domain_names=names)
 
     def save(self, path: str) -> None:
-        """Write the same layout as `mlora_tf.run.save_vocabularies`, atomically."""
+        """Write the same layout as `mlora_tf.export.run_folder.save_vocabularies`, atomically."""
         arrays = {f"train_ids_{f}": v for f, v in self.train_ids.items()}
         arrays.update({f"vocab_size_{f}": np.int64(v) for f, v in self.vocab_sizes.items()})
         arrays["domain_names"] = np.asarray(self.domain_names)

@@ -22,12 +22,12 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from mlora_tf.config import ModelConfig
+from mlora_tf.config import ModelConfig, MultiTaskModelConfig
 from mlora_tf.export.vocab import DOMAIN, Vocabulary
 from mlora_tf.layers.core import LinearLogit
 from mlora_tf.models.builder import DataSpec, build_model, ordered_features
 from mlora_tf.models.m3oe import MultiTaskDataSpec
-from mlora_tf.models.multitask import MultiTaskModelConfig, build_multitask_model
+from mlora_tf.models.multitask import build_multitask_model
 
 Resize = Callable[[keras.Variable, keras.Variable], "np.ndarray | None"]
 

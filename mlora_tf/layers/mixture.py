@@ -8,8 +8,11 @@ from keras import ops
 from mlora_tf.api import mlora_export
 
 
-def _domain_vector(domain):
-    """Flatten a `(batch_size,)` or `(batch_size, 1)` id tensor to `(batch_size,)` int32."""
+def domain_ids(domain):
+    """Flatten a `(batch_size,)` or `(batch_size, 1)` id tensor to `(batch_size,)` int32.
+
+    The one place a per-domain layer reads its ids.
+    """
     domain = ops.convert_to_tensor(domain)
     if len(domain.shape) == 2:
         domain = ops.squeeze(domain, axis=1)
@@ -41,7 +44,7 @@ class DomainSelector(keras.layers.Layer):
     @staticmethod
     def one_hot(domain, n_domains: int, dtype="float32"):
         """The one-hot `(batch_size, n_domains)` of integer ids (the layer's function)."""
-        return ops.one_hot(_domain_vector(domain), n_domains, dtype=dtype)
+        return ops.one_hot(domain_ids(domain), n_domains, dtype=dtype)
 
     def call(self, domain):
         return self.one_hot(domain, self.n_domains, dtype=self.compute_dtype)
@@ -92,7 +95,7 @@ class GatingHead(keras.layers.Layer):
         self.dense.build((None, self.embedding_dim))
 
     def call(self, domain):
-        return self.dense(self.domain_embedding(_domain_vector(domain)))
+        return self.dense(self.domain_embedding(domain_ids(domain)))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_experts)

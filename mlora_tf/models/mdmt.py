@@ -1,6 +1,6 @@
 """Baselines of M3oE's Table 2 in their multi-domain multi-task (MDMT) form.
 
-Registered in `mlora_tf.models.multitask`; each is built from shared layers. Every
+Registered in `mlora_tf.models.registry`; each is built from shared layers. Every
 model has M3oE's inputs and outputs (`embed_inputs`, `task_outputs`: the 113-wide
 input vector `x` for MovieLens, one logit and probability per task), ends in
 `DomainTaskTowers` (towers `Linear(u -> tower_units)`, LayerNorm, ReLU,
@@ -36,7 +36,7 @@ from mlora_tf.layers.m3oe import CGCGates, DomainTaskTowers, ExpertBank, ExpertG
 from mlora_tf.layers.m3oe._utils import xavier_uniform
 from mlora_tf.layers.mixture import DomainSelector
 from mlora_tf.models.mdmt_parts import embed_inputs, input_vector, task_outputs
-from mlora_tf.models.multitask import register_multitask_model
+from mlora_tf.models.registry import register_multitask_model
 
 
 def _objective_grid(vectors: list, n_tasks: int, n_domains: int, name: str):

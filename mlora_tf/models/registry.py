@@ -1,4 +1,10 @@
-"""One registry from backbone name to its builder. No substring routing, no if-chains."""
+"""The model registries: backbone name -> builder, and multi-domain multi-task (MDMT)
+model name -> builder. No substring routing, no if-chains.
+
+Model modules register themselves when imported; `mlora_tf.models` (which Python imports
+before any of its modules, this one included) imports every one of them, so a lookup
+sees every model without importing anything here.
+"""
 
 from __future__ import annotations
 
@@ -36,36 +42,98 @@ class BackboneSpec:
     embedding_dim: int = 8
 
 
-_REGISTRY: dict[str, BackboneSpec] = {}
+class _Registry:
+    """Name -> spec, for one kind of model; the one lookup both kinds share."""
+
+    def __init__(self, kind: str, duplicate_label: str, spec_type: type):
+        self.kind = kind
+        self.spec_type = spec_type
+        self.duplicate_label = duplicate_label
+        self._specs: dict = {}
+
+    def add(self, spec) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"{self.duplicate_label} {spec.name!r} is already registered.")
+        self._specs[spec.name] = spec
+
+    def decorator(self, name: str, description: str, options: dict):
+        """A decorator that registers the function it wraps as `spec_type(build=...)`."""
+
+        def register(build):
+            self.add(self.spec_type(name=name, build=build, description=description, **options))
+            return build
+
+        return register
+
+    def get(self, name: str):
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise ValueError(
+                f"Unknown {self.kind} {name!r}. Valid models: {', '.join(sorted(self._specs))}"
+            ) from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._specs
+
+    def all(self) -> list:
+        return [self._specs[k] for k in sorted(self._specs)]
+
+
+_BACKBONES = _Registry("model", "Backbone", BackboneSpec)
 
 
 def register_backbone(name: str, description: str, **options):
     """Decorator: register `build(inputs) -> logit` under `name`."""
-
-    def decorator(build):
-        if name in _REGISTRY:
-            raise ValueError(f"Backbone {name!r} is already registered.")
-        _REGISTRY[name] = BackboneSpec(name=name, build=build, description=description, **options)
-        return build
-
-    return decorator
+    return _BACKBONES.decorator(name, description, options)
 
 
 def get_backbone(name: str) -> BackboneSpec:
-    _ensure_loaded()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"Unknown model {name!r}. Valid models: {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    return _BACKBONES.get(name)
 
 
 def list_backbones() -> list[BackboneSpec]:
-    _ensure_loaded()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return _BACKBONES.all()
 
 
-def _ensure_loaded():
-    # Importing the package registers every backbone module.
-    import mlora_tf.models  # noqa: F401
+# ------------------------------------------------ multi-domain multi-task models
+@dataclasses.dataclass(frozen=True)
+class MultiTaskModelSpec:
+    """One registered MDMT model.
+
+    Attributes:
+        name: registry name.
+        build: `build(config, data, name) -> keras.Model` (inputs and outputs:
+            `mlora_tf.models.multitask`).
+        description: one line for `mlora-train --list_models`.
+        paper_name: its row label in M3oE's Table 2 (`None`: not in the paper).
+        ours: a combination of this project, not a published baseline.
+        ablations: accepts M3oE's ablation flags.
+    """
+
+    name: str
+    build: Callable
+    description: str
+    paper_name: str | None = None
+    ours: bool = False
+    ablations: bool = False
+
+
+_MULTITASK_MODELS = _Registry("multi-task model", "Multi-task model", MultiTaskModelSpec)
+
+
+def register_multitask_model(name: str, description: str, **options):
+    """Decorator: register `build(config, data, name) -> keras.Model` under `name`."""
+    return _MULTITASK_MODELS.decorator(name, description, options)
+
+
+def list_multitask_models() -> list[MultiTaskModelSpec]:
+    return _MULTITASK_MODELS.all()
+
+
+def is_multitask_model(name: str) -> bool:
+    return name in _MULTITASK_MODELS
+
+
+def get_multitask_model(name: str) -> MultiTaskModelSpec:
+    return _MULTITASK_MODELS.get(name)

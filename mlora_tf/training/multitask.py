@@ -45,7 +45,7 @@ from absl import logging
 
 from mlora_tf.config import MultiTaskTrainConfig
 from mlora_tf.io import atomic_write_bytes, atomic_write_json
-from mlora_tf.m3oe_metrics import multitask_metrics
+from mlora_tf.training.metrics import multitask_metrics
 from mlora_tf.models import m3oe as m3oe_lib
 from mlora_tf.models.mdmt_parts import input_names
 from mlora_tf.training.optimizers import FusedAdam
@@ -245,7 +245,7 @@ class MultiTaskTrainer:
         return np.concatenate(out) if out else np.zeros((0, len(self.tasks)), np.float32)
 
     def evaluate(self, split: str) -> dict:
-        """`mlora_tf.m3oe_metrics.multitask_metrics` of `split`."""
+        """`mlora_tf.training.metrics.multitask_metrics` of `split`."""
         _, labels, domain = self._split_tensors(split)
         return multitask_metrics(
             labels.numpy(),

@@ -5,8 +5,8 @@ import subprocess
 import sys
 import time
 
-from mlora_tf.m3oe_metrics import relative_improvement
-from mlora_tf.reproduce import Cell, RunStore, metric_by_seed, metric_value, paired_t_test
+from mlora_tf.training.metrics import relative_improvement
+from reproduce_common import Cell, RunStore, metric_by_seed, metric_value, paired_t_test
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DRIVER = os.path.join(ROOT, "experiments", "reproduce_m3oe.py")

@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from mlora_tf.reproduce import Cell, RunStore
+from reproduce_common import Cell, RunStore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DRIVER = os.path.join(ROOT, "experiments", "reproduce_moe.py")

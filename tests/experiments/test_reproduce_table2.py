@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from mlora_tf.reproduce import Cell, RunStore, paired_t_test, t_test_p_value
+from reproduce_common import Cell, RunStore, paired_t_test, t_test_p_value
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DRIVER = os.path.join(ROOT, "experiments", "reproduce_table2.py")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from mlora_tf.m3oe_metrics import multitask_metrics, relative_improvement
+from mlora_tf.training.metrics import multitask_metrics, relative_improvement
 
 
 def _data(seed=0, n=600):

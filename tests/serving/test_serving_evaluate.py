@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlora_tf.evaluate import evaluate, format_report, read_interactions
+from mlora_tf.data.interactions import read_interactions
+from mlora_tf.evaluate import evaluate, format_report
 from mlora_tf.export import RunFolder
 
 COLUMNS = ["uid", "pid", "domain", "label"]
@@ -22,13 +23,16 @@ def _test_frame(run_dataset, run_dir, shuffle_seed=None):
     return frame
 
 
-def _same_metrics(report, record):
+def _same_metrics(report, record, rel=1e-9):
+    """`rel`: 1e-9 for the trainer's own rows in its own order; rows in another order are
+    batched differently, and oneDNN's float32 kernels may then round a probability one
+    ulp apart (seen on AVX-512 machines), which moves a logloss by ~1e-9 of itself."""
     for key in ("domain_auc", "domain_auc500", "domain_logloss"):
         for name, value in record[key].items():
-            assert report[key][name] == pytest.approx(value, rel=1e-9, abs=1e-12), (key, name)
+            assert report[key][name] == pytest.approx(value, rel=rel, abs=1e-12), (key, name)
     assert report["domain_size"] == record["domain_test_size"]
     for key in ("wauc", "wauc500", "mean_auc", "logloss"):
-        assert report[key] == pytest.approx(record[key], rel=1e-9), key
+        assert report[key] == pytest.approx(record[key], rel=rel), key
 
 
 def test_run_on_its_test_split_gives_the_trainers_numbers(mlora_run):
@@ -47,7 +51,7 @@ def test_csv_file_gives_the_same_metrics_and_the_calibration(mlora_run, run_data
     path = tmp_path / "test.csv"
     frame.to_csv(path, index=False)
     report = evaluate(mlora_run, data=str(path))
-    _same_metrics(report, record)
+    _same_metrics(report, record, rel=1e-7)
     # Calibration from the model's own predictions.
     model = RunFolder.open(mlora_run).load_model()
     probs = model.predict_on_batch({c: frame[c].to_numpy() for c in ("uid", "pid", "domain")})["probability"]

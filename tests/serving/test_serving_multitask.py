@@ -62,7 +62,7 @@ def _random_weights_run(path, config, dataset):
     """A multi-task run folder as `train_multitask_run` writes it, its model built
     with weights drawn at random (large enough that every id row matters)."""
     from mlora_tf.models import MultiTaskDataSpec, build_multitask_model
-    from mlora_tf.run import save_vocabularies
+    from mlora_tf.export.run_folder import save_vocabularies
 
     model = build_multitask_model(config.model, MultiTaskDataSpec.from_dataset(dataset))
     rng = np.random.default_rng(7)

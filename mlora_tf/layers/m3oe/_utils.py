@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras import ops
 
 from mlora_tf.layers.interactions._utils import clone_initializer
+from mlora_tf.layers.mixture import domain_ids
 
 TORCH_LAYER_NORM_EPSILON = 1e-5
 """`torch.nn.LayerNorm`'s default epsilon (Keras's default is 1e-3)."""
@@ -111,17 +112,6 @@ def layer_norm(x, gamma, beta, epsilon: float):
     return normalize(tf.convert_to_tensor(x), gamma, beta)
 
 
-def domain_one_hot(domain, n_domains: int, dtype):
-    """`(batch_size, n_domains)` one-hot of `(batch_size,)` or `(batch_size, 1)` ids.
-
-    An id outside `[0, n_domains)` gives an all-zero row.
-    """
-    domain = ops.convert_to_tensor(domain)
-    if len(domain.shape) == 2:
-        domain = ops.squeeze(domain, axis=1)
-    return ops.one_hot(ops.cast(domain, "int32"), n_domains, dtype=dtype)
-
-
 def per_domain(domain, n_domains: int, inputs, fn, output_shape, dtype):
     """Applies `fn(d, *rows_of_d)` to each domain's rows and puts the results back in
     row order: each row computed with its own domain's weights only.
@@ -138,10 +128,7 @@ def per_domain(domain, n_domains: int, inputs, fn, output_shape, dtype):
         `(batch_size, *output_shape)`; a row whose id is outside `[0, n_domains)` gets
         zeros.
     """
-    domain = ops.convert_to_tensor(domain)
-    if len(domain.shape) == 2:
-        domain = ops.squeeze(domain, axis=1)
-    domain = tf.cast(domain, tf.int32)
+    domain = domain_ids(domain)
     valid = tf.logical_and(domain >= 0, domain < n_domains)
     part = tf.where(valid, domain, n_domains)  # out-of-range rows: an extra part, all zeros
     rows = tf.dynamic_partition(tf.range(tf.shape(domain)[0]), part, n_domains + 1)

@@ -1,5 +1,6 @@
-"""Resumable experiment grids: a run store, statistics and tables for the drivers in
-`experiments/` (`make reproduce-table2` and friends).
+"""Resumable experiment grids: a run store, statistics and tables for the drivers beside
+it in `experiments/` (`make reproduce-table2` and friends), which import it as
+`reproduce_common` (their folder is on `sys.path`). Not part of the package.
 
 Each finished run is one JSON line in `runs.jsonl`, appended and fsync-ed; a driver
 skips every cell whose record exists, so a killed reproduction resumes where it
