@@ -46,6 +46,11 @@ def test_run_on_its_test_split_gives_the_trainers_numbers(mlora_run):
 
 def test_csv_file_gives_the_same_metrics_and_the_calibration(mlora_run, run_dataset, tmp_path):
     record = RunFolder.open(mlora_run).record
+    # In the trainer's row order: the trainer's numbers to 1e-9.
+    in_order = tmp_path / "in_order.csv"
+    _test_frame(run_dataset, mlora_run).to_csv(in_order, index=False)
+    _same_metrics(evaluate(mlora_run, data=str(in_order)), record)
+    # Shuffled, with an extra column: the same numbers up to float32 rounding.
     frame = _test_frame(run_dataset, mlora_run, shuffle_seed=3)
     frame["extra"] = "ignored"
     path = tmp_path / "test.csv"
