@@ -43,7 +43,7 @@ def main(argv):
     from mlora_tf.config import MultiTaskTrainConfig
     from mlora_tf.data.registry import load_dataset
     from mlora_tf.models import MultiTaskModelConfig, build_multitask_model
-    from mlora_tf.models.m3oe import MultiTaskDataSpec
+    from mlora_tf.models import DataSpec
     from mlora_tf.training.multitask import MultiTaskTrainer
 
     t0 = time.time()
@@ -53,7 +53,7 @@ def main(argv):
     results = {}
     for name in FLAGS.models:
         keras.utils.set_random_seed(2022)
-        model = build_multitask_model(MultiTaskModelConfig(name=name), MultiTaskDataSpec.from_dataset(dataset))
+        model = build_multitask_model(MultiTaskModelConfig(name=name), DataSpec.from_dataset(dataset))
         trainer = MultiTaskTrainer(
             model, dataset, MultiTaskTrainConfig(batch_size=FLAGS.batch_size, fusion_schedule=FLAGS.fusion_schedule)
         )

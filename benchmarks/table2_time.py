@@ -37,7 +37,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     threads = configure_threads()
-    from mlora_tf.run import load_run_dataset, train_run
+    from mlora_tf.runs.train import load_run_dataset, train_run
 
     data_config = DataConfig(dataset="synthetic", options=dict(ML1M_SHAPE))
     t0 = time.time()

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from mlora_tf.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from mlora_tf.run import format_domain_table, load_run_dataset, train_run  # noqa: E402
+from mlora_tf.runs.train import format_domain_table, load_run_dataset, train_run  # noqa: E402
 
 flags.DEFINE_string("output_dir", "runs/demo", "Where the two runs write result.json.")
 flags.DEFINE_integer("seed", 2024, "Training seed.")

@@ -117,7 +117,7 @@ def cells() -> list[Cell]:
 
 
 def make_runner(datasets: dict, options: dict):
-    from mlora_tf.run import train_run
+    from mlora_tf.runs.train import train_run
 
     def run_cell(cell: Cell) -> dict:
         train, model, data = variant_settings(cell.variant)
@@ -135,7 +135,7 @@ def make_runner(datasets: dict, options: dict):
 
 def _load(split_seed: int, options: dict):
     from mlora_tf.config import DataConfig, RunConfig
-    from mlora_tf.run import load_run_dataset
+    from mlora_tf.runs.train import load_run_dataset
 
     return load_run_dataset(
         RunConfig(data=DataConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, domain_split=FLAGS.split,

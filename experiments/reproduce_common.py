@@ -248,7 +248,7 @@ def load_or_explain(program: str, dataset: str, data_dir, split: str, options: d
     import sys
 
     from mlora_tf.config import DataConfig, RunConfig
-    from mlora_tf.run import load_run_dataset
+    from mlora_tf.runs.train import load_run_dataset
 
     try:
         return load_run_dataset(RunConfig(data=DataConfig(dataset=dataset, data_dir=data_dir, domain_split=split, options=options)))
@@ -280,7 +280,7 @@ def load_multitask_or_explain(program: str, config):
     printed too, without the hint, and give None."""
     import sys
 
-    from mlora_tf.multitask_run import load_multitask_dataset
+    from mlora_tf.runs.multitask import load_multitask_dataset
 
     try:
         return load_multitask_dataset(config)

@@ -375,7 +375,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
     from mlora_tf.models import is_multitask_model, list_multitask_models
-    from mlora_tf.multitask_run import train_multitask_run
+    from mlora_tf.runs.multitask import train_multitask_run
     from mlora_tf.runtime import configure_threads
 
     configure_threads(large_ops=True)

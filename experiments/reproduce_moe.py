@@ -204,7 +204,7 @@ def experts_markdown(store: RunStore, models, tag: str | None = None, split: str
 def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
-    from mlora_tf.run import train_run
+    from mlora_tf.runs.train import train_run
     from mlora_tf.runtime import configure_threads
 
     configure_threads()

@@ -107,7 +107,7 @@ def cells() -> list[Cell]:
 
 
 def make_runner(dataset):
-    from mlora_tf.run import train_run
+    from mlora_tf.runs.train import train_run
 
     def run_cell(cell: Cell) -> dict:
         return train_run(cell_config(cell, FLAGS.dataset, FLAGS.data_dir, _options(), FLAGS.max_epochs, loop=FLAGS.loop), dataset=dataset)

@@ -139,7 +139,7 @@ def test_multitask_model_trains_on_a_multilabel_csv(clicks):
     import dataclasses
 
     from mlora_tf.config import MultiTaskRunConfig, MultiTaskTrainConfig
-    from mlora_tf.multitask_run import train_multitask_run
+    from mlora_tf.runs.multitask import train_multitask_run
 
     path, _ = clicks
     config = MultiTaskRunConfig(data=DataConfig(dataset="csv", options=options(path, label_column="click,like")),
@@ -148,7 +148,9 @@ def test_multitask_model_trains_on_a_multilabel_csv(clicks):
                                        tower_units=4, embedding_dim=4)
     record = train_multitask_run(config)
     assert record["tasks"] == ["click", "like"] and record["epochs"] == 1
-    assert config.model.sparse_features == ("uid", "pid") + EXTRAS + ("domain",)
+    # The features come from the data, into the recorded config; the caller's is untouched.
+    assert tuple(record["config"]["model"]["sparse_features"]) == ("uid", "pid") + EXTRAS + ("domain",)
+    assert config.model.sparse_features != record["config"]["model"]["sparse_features"]
 
 
 # ---------------------------------------------------------------------- the models
@@ -279,9 +281,9 @@ def test_default_datasets_build_the_same_model():
 def test_export_and_evaluate_use_the_extra_features(clicks, tmp_path):
     import tensorflow as tf
 
-    from mlora_tf.evaluate import evaluate
+    from mlora_tf.runs.evaluate import evaluate
     from mlora_tf.export import RunFolder, export_run, load_export
-    from mlora_tf.run import train_run
+    from mlora_tf.runs.train import train_run
 
     path, _ = clicks
     ds = load(path)
@@ -314,7 +316,7 @@ def test_export_and_evaluate_use_the_extra_features(clicks, tmp_path):
         evaluate(run_dir, data=str(tmp_path / "no_price.csv"))
     # mlora-add-domain: the new domain's file needs the extra features too, and they
     # reach the grown model (a file without one is refused, naming it).
-    from mlora_tf.add_domain import add_domain
+    from mlora_tf.runs.add_domain import add_domain
 
     new = pd.DataFrame({f: test[f] for f in ds.features if f != "domain"})
     new["label"] = test["label"].astype(int)

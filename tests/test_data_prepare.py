@@ -12,7 +12,7 @@ import pytest
 from mlora_tf.cli import prepare as prepare_cli
 from mlora_tf.config import DataConfig, RunConfig
 from mlora_tf.data import load_dataset, prepared
-from mlora_tf.run import load_run_dataset
+from mlora_tf.runs.train import load_run_dataset
 from tests.fixtures_amazon import write_amazon
 from tests.fixtures_movielens import write_ml1m
 

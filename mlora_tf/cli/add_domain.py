@@ -62,7 +62,7 @@ def main(argv):
     try:
         check_flags()
         configure_threads_from_flags()
-        from mlora_tf.add_domain import add_domain
+        from mlora_tf.runs.add_domain import add_domain
 
         overrides = {
             k: getattr(FLAGS, k)

@@ -50,7 +50,7 @@ def main(argv):
     try:
         check_flags()
         configure_threads_from_flags()
-        from mlora_tf.evaluate import evaluate, format_report
+        from mlora_tf.runs.evaluate import evaluate, format_report
         from mlora_tf.io import atomic_write_json
 
         report = evaluate(

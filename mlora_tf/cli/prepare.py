@@ -5,6 +5,12 @@ plus `<...>.extras.npz` for Taobao embeddings or extra CSV columns) and `prepare
 Train from it with `mlora-train --dataset=NAME --data_dir=OUT_DIR` (no raw files needed),
 or keep the raw files and pass `--data_dir=RAW --cache_dir=OUT_DIR`.
 
+With `--format=tfrecord` or `--format=parquet` it writes shards instead (no `.npz`, no
+`prepared.json`): `OUT_DIR/<split>/domain-<id>/part-<n>.<format>`, at most
+`--shard_rows` rows per file (default 1,000,000), and `OUT_DIR/manifest.json` (schema,
+vocabularies, domain names, rows per split and domain, a sha256 per file), written last.
+Stream it with `mlora_tf.data.shards.open_shards(OUT_DIR)`.
+
 Examples:
   mlora-prepare --dataset=ml-1m --raw_dir=datasets/ml-1m --out_dir=prepared/ml-1m-gender
   mlora-prepare --dataset=amazon --raw_dir=raw/amazon --out_dir=prepared/amazon6
@@ -14,6 +20,8 @@ Examples:
       --features=user,item,device --numeric_features=price --out_dir=prepared/clicks
   mlora-prepare --dataset=csv --path=clicks.csv --domain_column=site --label_column=click,like \\
       --features=user,item,device --out_dir=prepared/clicks_mt      # multi-task (--task_set=click,like)
+  mlora-prepare --dataset=ml-1m --raw_dir=datasets/ml-1m --format=parquet --shard_rows=200000 \\
+      --out_dir=prepared/ml-1m-shards                                 # shards, streamed by tf.data
 
 It prints the statistics it got beside the expected ones (paper Table 1 /
 datasets.md) and shows progress on long steps.
@@ -44,6 +52,12 @@ flags.DEFINE_boolean("time_split", False, "Taobao: the time-based variant (train
 flags.DEFINE_integer("seed", 123, "Seed of the split, of the negative sampling and of the rho draws (123 as the original).", flag_values=FLAGS)
 flags.DEFINE_list("fractions", None, "train,val,test fractions (default 0.6,0.2,0.2).", flag_values=FLAGS)
 flags.DEFINE_list("data_options", None, "Other loader options as key=value.", flag_values=FLAGS)
+flags.DEFINE_string("format", "npz", "Output: npz (default: one cache file + prepared.json, loaded whole by "
+                    "mlora-train --data_dir), tfrecord or parquet (instead of those: shards, one folder per split and "
+                    "domain, OUT_DIR/<split>/domain-<id>/part-<n>.<format>, plus manifest.json, streamed with tf.data "
+                    "by mlora_tf.data.shards.open_shards).", flag_values=FLAGS)
+flags.DEFINE_integer("shard_rows", None, "--format=tfrecord|parquet: the most rows per shard file (a positive integer; "
+                     "default 1,000,000).", flag_values=FLAGS)
 # Generic CSV / parquet.
 flags.DEFINE_string("path", None, "csv: the .csv or .parquet file.", flag_values=FLAGS)
 flags.DEFINE_string("domain_column", None, "csv: the column that defines the domains (any type).", flag_values=FLAGS)
@@ -128,10 +142,26 @@ def _request() -> tuple[str, str | None, dict]:
     return name, domain_split, options
 
 
+FORMATS: tuple[str, ...] = ("npz", "tfrecord", "parquet")
+SHARD_FORMATS: tuple[str, ...] = ("tfrecord", "parquet")
+
+
+def check_output_flags() -> None:
+    """--format and --shard_rows, before any work."""
+    if FLAGS.format not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}. Received: --format={FLAGS.format}")
+    if FLAGS.shard_rows is not None:
+        if FLAGS.format not in SHARD_FORMATS:
+            raise ValueError(f"--shard_rows applies to --format=tfrecord|parquet only. "
+                             f"Received: --shard_rows={FLAGS.shard_rows} --format={FLAGS.format}")
+        if FLAGS.shard_rows < 1:
+            raise ValueError(f"--shard_rows must be a positive integer. Received: --shard_rows={FLAGS.shard_rows}")
+
+
 def check_request() -> tuple[str, str | None, dict]:
     """Every flag and input path, before any work: the input files first (so a missing
     one is what the user hears about), then the flags; returns `_request()`."""
-    from mlora_tf.data import prepared
+    from mlora_tf.data import prepared, shards
     from mlora_tf.data.registry import get_spec
 
     if FLAGS.path and not os.path.isfile(FLAGS.path):
@@ -140,18 +170,25 @@ def check_request() -> tuple[str, str | None, dict]:
     if FLAGS.raw_dir and not os.path.isdir(FLAGS.raw_dir):
         raise FileNotFoundError(f"Raw folder not found: {FLAGS.raw_dir}. Received: --raw_dir={FLAGS.raw_dir}")
     name, domain_split, options = _request()
+    check_output_flags()
     get_spec(name)  # an unknown dataset: its error, listing the known ones
     if name == "synthetic":
         raise ValueError("'synthetic' is generated in memory in well under a second; there is nothing "
                          "to prepare. Received: --dataset=synthetic")
     if name != "csv" and not FLAGS.raw_dir:
         raise ValueError(f"--raw_dir is required for --dataset={name}. Received: nothing")
-    if prepared.is_prepared_dir(FLAGS.raw_dir):
+    if prepared.is_prepared_dir(FLAGS.raw_dir) or shards.is_shard_dir(FLAGS.raw_dir):
         raise ValueError(f"{FLAGS.raw_dir} is a prepared folder, not raw files. Received: --raw_dir={FLAGS.raw_dir}")
     if not FLAGS.out_dir:
         raise ValueError("--out_dir is required. Received: nothing")
     if os.path.isfile(FLAGS.out_dir):
         raise ValueError(f"--out_dir is a file, not a folder. Received: --out_dir={FLAGS.out_dir}")
+    if FLAGS.format in SHARD_FORMATS and prepared.is_prepared_dir(FLAGS.out_dir):
+        raise ValueError(f"--out_dir already holds an npz prepared folder (prepared.json); write the shards into "
+                         f"another folder or remove it. Received: --out_dir={FLAGS.out_dir} --format={FLAGS.format}")
+    if FLAGS.format == "npz" and shards.is_shard_dir(FLAGS.out_dir):
+        raise ValueError(f"--out_dir already holds shards (manifest.json); prepare the npz folder elsewhere or remove "
+                         f"it. Received: --out_dir={FLAGS.out_dir} --format=npz")
     if name == "csv":
         if not options.get("path"):
             raise ValueError("--dataset=csv needs --path=FILE.csv (or .parquet). Received: nothing")
@@ -218,14 +255,21 @@ def format_statistics(stats: dict, expected: dict | None) -> str:
 
 
 def prepare(name: str, domain_split: str | None, options: dict, raw_dir: str | None, out_dir: str,
-            seed: int = 123):
-    """Loads `name` with the cache in `out_dir` and writes the manifest.
+            seed: int = 123, file_format: str = "npz", shard_rows: int | None = None):
+    """Loads `name` and writes the prepared folder `out_dir`.
+
+    `file_format="npz"`: the loader's cache file in `out_dir` and `prepared.json`.
+    `"tfrecord"` / `"parquet"`: instead, shards of at most `shard_rows` rows (default
+    `shards.DEFAULT_SHARD_ROWS`) and `manifest.json` (`mlora_tf.data.shards`).
 
     Returns:
         `(dataset, statistics, expected, manifest_path)`.
     """
     from mlora_tf.data import prepared
     from mlora_tf.data.registry import get_spec, load_dataset, resolve_domain_split
+
+    if file_format not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}. Received: --format={file_format}")
 
     spec = get_spec(name)
     if name == "synthetic":
@@ -240,9 +284,12 @@ def prepare(name: str, domain_split: str | None, options: dict, raw_dir: str | N
     os.makedirs(out_dir, exist_ok=True)
     split = resolve_domain_split(spec, domain_split)
     start = time.time()
-    dataset = load_dataset(name, data_dir=raw_dir, domain_split=split, cache_dir=out_dir, seed=seed, **options)
+    sharded = file_format in SHARD_FORMATS
+    # Shards replace the cache file: no npz copy in (or beside) the shard folder.
+    dataset = load_dataset(name, data_dir=raw_dir, domain_split=split, cache_dir=False if sharded else out_dir,
+                           seed=seed, **options)
     logging.info("%s prepared in %.1fs (cache %s)", dataset.name, time.time() - start, dataset.info.get("cache_status"))
-    if not dataset.info.get("cache_file") or not os.path.isfile(dataset.info["cache_file"]):
+    if not sharded and (not dataset.info.get("cache_file") or not os.path.isfile(dataset.info["cache_file"])):
         raise OSError(f"Could not write the prepared file into {out_dir} (see the warning above). "
                       f"Received: --out_dir={out_dir}")
     expected = spec.expected_stats.get(split)
@@ -251,7 +298,16 @@ def prepare(name: str, domain_split: str | None, options: dict, raw_dir: str | N
         "options": options, "raw_dir": os.path.abspath(raw_dir) if raw_dir else (
             os.path.dirname(options["path"]) if options.get("path") else None),
     }
-    manifest = prepared.write_manifest(out_dir, dataset, request=request, expected=expected)
+    if sharded:
+        from mlora_tf.data import shards
+
+        manifest = shards.write_shards(
+            dataset, out_dir, file_format=file_format,
+            shard_rows=shards.DEFAULT_SHARD_ROWS if shard_rows is None else shard_rows,
+            request=request, expected=expected,
+        )
+    else:
+        manifest = prepared.write_manifest(out_dir, dataset, request=request, expected=expected)
     return dataset, prepared.dataset_statistics(dataset), expected, manifest
 
 
@@ -269,7 +325,8 @@ def main(argv):
             sys.stdout.flush()
         configure_threads()
         dataset, stats, expected, manifest = prepare(
-            name, domain_split, options, FLAGS.raw_dir, FLAGS.out_dir, seed=FLAGS.seed
+            name, domain_split, options, FLAGS.raw_dir, FLAGS.out_dir, seed=FLAGS.seed,
+            file_format=FLAGS.format, shard_rows=FLAGS.shard_rows,
         )
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"mlora-prepare: error: {e}", file=sys.stderr)
@@ -287,6 +344,15 @@ def main(argv):
         print(line)
     for note in dataset.info.get("notes", []):
         print(f"note: {note}")
+    if FLAGS.format in SHARD_FORMATS:
+        from mlora_tf.data import shards
+
+        files = sum(len(shards.open_shards(FLAGS.out_dir, verify="size").files(s)) for s in ("train", "val", "test"))
+        print(f"shards: {manifest} ({files} {FLAGS.format} files of at most "
+              f"{FLAGS.shard_rows or shards.DEFAULT_SHARD_ROWS:,} rows)")
+        print(f"stream with: mlora_tf.data.shards.open_shards({FLAGS.out_dir!r}).dataset_for(split, domain, "
+              "batch_size, shuffle_buffer, seed); .to_memory() reads it whole")
+        return 0
     print(f"prepared: {manifest}")
     if dataset.is_multitask:
         print(f"train with: mlora-train --dataset={name} --data_dir={FLAGS.out_dir} "

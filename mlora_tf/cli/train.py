@@ -29,7 +29,7 @@ from mlora_tf.training.distribute import STRATEGIES, configure_cpu_devices, is_c
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("config", None, "JSON config: an original-style MLoRA config file or a saved RunConfig. Flags override it.")
-flags.DEFINE_boolean("list_models", False, "Print the registered backbones, one line each, and exit.")
+flags.DEFINE_boolean("list_models", False, "Print the registered models by group, one line each, and exit.")
 flags.DEFINE_string("output_dir", None, "Folder for result.json, model.keras and TensorBoard logs.")
 flags.DEFINE_boolean("tensorboard", False, "Write TensorBoard scalars to OUTPUT_DIR/tensorboard.")
 # data
@@ -221,14 +221,28 @@ def multitask_config_from_flags():
 
 
 def list_models_text() -> str:
-    from mlora_tf.models import list_backbones, list_multitask_models
+    """Every registered model, one line each, under its group's heading (groups of
+    single-task models first). A heading says how to run its models; an entry that
+    takes fewer adapters than its heading says which it takes."""
+    from mlora_tf.models import list_models
+    from mlora_tf.models.registry import ADAPTERS, KINDS, MULTI_TASK
 
-    lines = ["Single-task backbones (--adapter none|mlora|moe):"]
-    lines += [f"  {spec.name:<14} {spec.description}" for spec in list_backbones()]
-    lines.append("Multi-domain multi-task models (--task_set=click,like):")
-    for spec in list_multitask_models():
-        label = f" [paper: {spec.paper_name}]" if spec.paper_name else (" [ours]" if spec.ours else "")
-        lines.append(f"  {spec.name:<14} {spec.description}{label}")
+    groups: dict = {}
+    for spec in list_models():
+        groups.setdefault((KINDS.index(spec.kind), spec.group), []).append(spec)
+    lines = []
+    for (_, group), specs in sorted(groups.items()):
+        adapters = [a for a in ADAPTERS if any(a in spec.adapters for spec in specs)]
+        if specs[0].kind == MULTI_TASK:
+            lines.append(f"{group} models (--task_set=click,like):")
+        else:
+            lines.append(f"{group} (single-task, --adapter {'|'.join(adapters)}):")
+        for spec in specs:
+            if spec.kind == MULTI_TASK:
+                label = f" [paper: {spec.paper_name}]" if spec.paper_name else (" [ours]" if spec.ours else "")
+            else:
+                label = f" [--adapter {'|'.join(spec.adapters)}]" if list(spec.adapters) != adapters else ""
+            lines.append(f"  {spec.name:<14} {spec.description}{label}")
     return "\n".join(lines)
 
 
@@ -254,9 +268,9 @@ def check_config(config, multitask: bool) -> None:
 def run_multitask(config=None) -> int:
     config = multitask_config_from_flags() if config is None else config
     from mlora_tf.export.run_folder import RESULT_FILE
-    from mlora_tf.multitask_run import format_pair_table, train_multitask_run
+    from mlora_tf.runs.multitask import format_pair_table, train_multitask_run
 
-    record = train_multitask_run(config, output_dir=FLAGS.output_dir)
+    record = train_multitask_run(config, output_dir=FLAGS.output_dir, tensorboard=FLAGS.tensorboard)
     print(format_pair_table({config.model.name: record}))
     print(f"epochs {record['epochs']} (best {record['best_epoch']}), {record['seconds']:.1f}s, "
           f"params {record['params_total']:,} ({record['params_dense']:,} without embeddings)")
@@ -292,7 +306,7 @@ def main(argv):
         configure_threads_from_flags()
         strategy = make_strategy(FLAGS.strategy)
         from mlora_tf.export.run_folder import RESULT_FILE
-        from mlora_tf.run import format_domain_table, train_run
+        from mlora_tf.runs.train import format_domain_table, train_run
 
         record = train_run(config, output_dir=FLAGS.output_dir, tensorboard=FLAGS.tensorboard, strategy=strategy)
     except (ValueError, OSError) as e:

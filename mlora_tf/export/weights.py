@@ -25,8 +25,8 @@ import numpy as np
 from mlora_tf.config import ModelConfig, MultiTaskModelConfig
 from mlora_tf.export.vocab import DOMAIN, Vocabulary
 from mlora_tf.layers.core import LinearLogit
-from mlora_tf.models.builder import DataSpec, build_model, ordered_features
-from mlora_tf.models.m3oe import MultiTaskDataSpec
+from mlora_tf.models.builder import build_model, ordered_features
+from mlora_tf.models.data_spec import DataSpec
 from mlora_tf.models.multitask import build_multitask_model
 
 Resize = Callable[[keras.Variable, keras.Variable], "np.ndarray | None"]
@@ -56,7 +56,7 @@ def _rebuild_multitask(model_config: MultiTaskModelConfig, vocab_sizes: dict, n_
             f"Rebuilding multi-task model {model_config.name!r} needs its tasks in output order "
             "(the run's result.json `tasks`). Received: tasks=()"
         )
-    spec = MultiTaskDataSpec(
+    spec = DataSpec(
         vocab_sizes=vocab_sizes, n_domains=n_domains, tasks=tuple(tasks),
         dense_features=tuple(model_config.dense_features),
     )

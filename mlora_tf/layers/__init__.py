@@ -2,6 +2,7 @@
 
 from mlora_tf.layers.adapted_dnn import AdaptedDNN  # noqa: F401
 from mlora_tf.layers.core import GlobalBias, LinearLogit  # noqa: F401
+from mlora_tf.layers.gate_nu import GateNU  # noqa: F401
 from mlora_tf.layers.lora_dense import LoRADense, LowRankAdapter, MoELoRADense, SlotGlorot, adapter_rank  # noqa: F401
 from mlora_tf.layers.mixture import DomainSelector, GatingHead  # noqa: F401
 from mlora_tf.layers import interactions  # noqa: F401  (registers the interaction layers)

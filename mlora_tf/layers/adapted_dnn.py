@@ -42,6 +42,13 @@ class AdaptedDNN(keras.layers.Layer):
     only: the adapters are skipped) or `"expert"` (one-hot of `expert_index`). Phased
     training switches it; a compiled step must be re-traced after a switch.
 
+    Per-layer output scales (`call(..., layer_scales=...)`): an optional list with one
+    entry per hidden layer, each None or a tensor `(batch_size, hidden_units[i])` that
+    multiplies layer `i`'s output (after its activation and dropout) element-wise
+    before the next layer sees it. The stack does not know where the scales come
+    from (PPNet's gates compute them from prior features), and the adapters of the
+    adapted modes stay inside the layers; without `layer_scales` nothing changes.
+
     Input shape:
         `[x, domain]`: `x` of shape `(batch_size, input_dim)` and integer `domain` of
         shape `(batch_size,)`. In `"plain"` mode `domain` is accepted and ignored, so
@@ -280,13 +287,24 @@ class AdaptedDNN(keras.layers.Layer):
             return ops.broadcast_to(one_hot, (n, self.num_slots))
         return self.mixture_layer(domain)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, layer_scales=None):
+        """Args: inputs `[x, domain]` (or `x` in plain dense mode); `layer_scales`:
+        optional list, one None or `(batch_size, hidden_units[i])` tensor per layer,
+        multiplying that layer's output (see the class docstring)."""
         if isinstance(inputs, (list, tuple)):
             x, domain = inputs
         else:
             x, domain = inputs, None
         if domain is None and (self.mode != "plain" or self.topology == "star"):
             raise ValueError(f"AdaptedDNN (mode {self.mode!r}, topology {self.topology!r}) needs inputs [x, domain].")
+        scales = None
+        if layer_scales is not None:
+            scales = list(layer_scales)
+            if len(scales) != len(self.hidden_units):
+                raise ValueError(
+                    f"`layer_scales` needs one entry per hidden layer ({len(self.hidden_units)}). "
+                    f"Received: {len(scales)} entries"
+                )
         source = self.mixture_source
         uses_domain = self.topology == "star" or source == "domain"
         if uses_domain and self._single_domain:
@@ -294,12 +312,12 @@ class AdaptedDNN(keras.layers.Layer):
             # (0 for an empty batch, which has no row to route).
             cache = self._slot_cache
             if cache is not None and "slot" in cache:
-                return self._run(x, domain, training, domain_slot=cache["slot"], slot_cache=cache)
+                return self._run(x, domain, training, domain_slot=cache["slot"], slot_cache=cache, scales=scales)
             ids = ops.reshape(ops.cast(domain, "int32"), (-1,))
             slot = ops.sum(ids[:1])
             if cache is not None:
                 cache["slot"] = slot
-            return self._run(x, domain, training, domain_slot=slot, slot_cache=cache)
+            return self._run(x, domain, training, domain_slot=slot, slot_cache=cache, scales=scales)
         if uses_domain and self.single_slot_fast_path:
             # A batch whose rows share one domain uses that domain's parameters alone
             # (one slot's arithmetic instead of all); any other batch takes the
@@ -309,14 +327,20 @@ class AdaptedDNN(keras.layers.Layer):
             uniform = ops.logical_and(ops.size(ids) > 0, ops.all(ops.equal(ids, ids[:1])))
             return ops.cond(
                 uniform,
-                lambda: self._run(x, domain, training, domain_slot=ids[0]),
-                lambda: self._run(x, domain, training),
+                lambda: self._run(x, domain, training, domain_slot=ids[0], scales=scales),
+                lambda: self._run(x, domain, training, scales=scales),
             )
-        return self._run(x, domain, training)
+        return self._run(x, domain, training, scales=scales)
 
-    def _run(self, x, domain, training, domain_slot=None, slot_cache=None):
+    def _run(self, x, domain, training, domain_slot=None, slot_cache=None, scales=None):
         """The stack, with per-row weights, or with every row of domain `domain_slot`
-        (`slot_cache`: the `shared_slot_parameters` cache, if any)."""
+        (`slot_cache`: the `shared_slot_parameters` cache, if any; `scales`: the
+        per-layer output scales, if any)."""
+
+        def scaled(i, h):
+            if scales is None or scales[i] is None:
+                return h
+            return h * ops.cast(scales[i], h.dtype)
 
         def slot_params(i, adapter):
             if slot_cache is None or domain_slot is None or self.mixture_source != "domain":
@@ -345,6 +369,7 @@ class AdaptedDNN(keras.layers.Layer):
                         [x, mixture] if mixture is not None else x, training=training, slot=slot,
                         slot_params=slot_params(i, layer.adapter) if slot is not None else None,
                     )
+                x = scaled(i, x)
             return x
         domain_one_hot = None if domain_slot is not None else (
             mixture if source == "domain" else DomainSelector.one_hot(domain, self.n_domains)
@@ -355,13 +380,14 @@ class AdaptedDNN(keras.layers.Layer):
                 x = self.activation(pre)
                 if self.dropout_layers:
                     x = self.dropout_layers[i](x, training=training)
+                x = scaled(i, x)
                 continue
             if self.dropout_layers:
                 pre = self.dropout_layers[i](pre, training=training)
             if slot is not None or mixture is not None:
                 params = slot_params(i, self.adapters[i]) if slot is not None else None
                 pre = pre + self.adapters[i](x, mixture=mixture, slot=slot, slot_params=params)
-            x = self.activation(pre)
+            x = scaled(i, self.activation(pre))
         return x
 
     @property

@@ -23,11 +23,11 @@ from keras import ops
 from mlora_tf.config import ModelConfig
 from mlora_tf.layers.adapted_dnn import AdaptedDNN
 from mlora_tf.layers.core import GlobalBias, LinearLogit
+from mlora_tf.models.data_spec import FEATURES, DataSpec, ordered_features  # noqa: F401  (defined there)
+from mlora_tf.models.groups import variable_groups  # noqa: F401  (defined there)
 from mlora_tf.models.profiles import INIT_SEEDS, VariantProfile, get_profile
 from mlora_tf.models.registry import BackboneSpec, get_backbone
 
-FEATURES = ("uid", "pid", "domain")
-"""The sparse features every model takes, in this order, before any further ones."""
 ADAPTER_MODES = {"none": "plain", "mlora": "mlora", "moe": "moe"}
 DENSE_STACK_NAME = "dense_stack"
 _TABLE_NAMES = {"uid": "user_emb", "pid": "item_emb", "domain": "domain_emb"}
@@ -39,73 +39,6 @@ def table_name(feature: str) -> str:
     return _TABLE_NAMES.get(feature, f"emb_{feature}")
 
 
-def ordered_features(features) -> tuple[str, ...]:
-    """`uid, pid, domain`, then the other names of `features` in their order.
-
-    Raises:
-        ValueError: a name is not a non-empty string, repeats, or one of the three is
-            missing.
-    """
-    features = tuple(features)
-    if not all(isinstance(f, str) and f for f in features):
-        raise ValueError(f"Feature names must be non-empty strings. Received: features={list(features)}")
-    repeated = sorted({f for f in features if features.count(f) > 1})
-    if repeated:
-        raise ValueError(f"Feature names must be unique. Received: {repeated} repeated in {list(features)}")
-    missing = [f for f in FEATURES if f not in features]
-    if missing:
-        raise ValueError(f"The features must include {list(FEATURES)}. Received: features={list(features)}")
-    return FEATURES + tuple(f for f in features if f not in FEATURES)
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSpec:
-    """What the model needs to know about the data.
-
-    Attributes:
-        vocab_sizes: feature -> rows of its tables (ids lie in `[0, size)`).
-        n_domains: number of domains.
-        pretrained: for Taobao, the pretrained uid/pid embedding matrices
-            (`{"uid": (n_uid, d), ...}`), else None.
-        features: the sparse features the model takes, one input and one embedding
-            table each. Default `("uid", "pid", "domain")`; any further ones (a
-            dataset's extra columns) follow these three, in their order (the
-            constructor puts the three first).
-    """
-
-    vocab_sizes: dict
-    n_domains: int
-    pretrained: dict | None = dataclasses.field(default=None, compare=False)
-    features: tuple = FEATURES
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "features", ordered_features(self.features))
-
-    @property
-    def extra_features(self) -> tuple[str, ...]:
-        """The features after `uid, pid, domain`."""
-        return self.features[len(FEATURES):]
-
-    @classmethod
-    def from_dataset(cls, dataset) -> "DataSpec":
-        """The spec of a `MultiDomainDataset`: its vocabularies, domains and sparse
-        `features` (`uid, pid, domain` for every dataset without further ones)."""
-        from mlora_tf.data.prepared import get_extras
-
-        extras = get_extras(dataset)
-        pretrained = (
-            {"uid": extras["user_emb"], "pid": extras["item_emb"]}
-            if "user_emb" in extras and "item_emb" in extras
-            else None
-        )
-        return cls(
-            vocab_sizes=dict(dataset.vocab_sizes),
-            n_domains=int(dataset.n_domains),
-            pretrained=pretrained,
-            features=tuple(getattr(dataset, "features", FEATURES)),
-        )
-
-
 class BackboneInputs:
     """What a backbone builder receives.
 
@@ -114,7 +47,7 @@ class BackboneInputs:
         embeddings: one `(batch_size, d)` tensor per feature, in `features` order.
         features: the sparse feature names (`uid, pid, domain`, then any others).
         domain: the domain ids `(batch_size,)`.
-        config: the `ModelConfig`.
+        config: the resolved `ModelConfig` (`resolve_config`).
         profile: the `VariantProfile` (initializers) of this variant.
     """
 
@@ -145,9 +78,15 @@ class BackboneInputs:
             raise ValueError(f"This backbone needs equal embedding sizes. Received: {sorted(dims)}")
         return ops.stack(self.embeddings, axis=1)
 
-    def deep(self, x):
-        """Apply the dense stack (plain or adapted; the backbone cannot tell)."""
-        return self._dense_stack([x, self.domain])
+    def deep(self, x, layer_scales=None):
+        """Apply the dense stack (plain or adapted; the backbone cannot tell).
+
+        `layer_scales`: optional list, one `(batch_size, hidden_units[i])` tensor (or
+        None) per hidden layer, multiplying that layer's output (`AdaptedDNN`'s
+        per-layer hook, e.g. PPNet's gates)."""
+        if layer_scales is None:
+            return self._dense_stack([x, self.domain])
+        return self._dense_stack([x, self.domain], layer_scales=list(layer_scales))
 
     def linear_logit(self):
         """The wide part: per-id scalar weights summed over features, `(batch_size, 1)`.
@@ -167,10 +106,50 @@ class BackboneInputs:
         )(x)
 
 
-def resolve(config: ModelConfig) -> tuple[BackboneSpec, VariantProfile, str, float]:
-    """The backbone spec, profile, dense-stack mode and lora_reduce of a config.
+def resolve_config(config: ModelConfig, data: DataSpec) -> ModelConfig:
+    """The config `build_model` builds: a new `ModelConfig`, `config` itself unchanged.
 
-    Also fills the config's unset (None) fields with the backbone's original values.
+    Its unset (None) `lora_reduce`, `dropout`, `user_dim`, `item_dim` and `domain_dim`
+    take the backbone's original values, and a `num_experts` >= 1 sets
+    `experts_per_domain` to `num_experts // data.n_domains`. Resolving a resolved
+    config gives an equal one.
+
+    Raises:
+        ValueError: an unknown adapter or backbone, an adapter the backbone does not
+            take, an unknown `init_seeds`, or a `num_experts` that is not a multiple of
+            the number of domains.
+    """
+    spec, _ = _variant(config)
+    if config.init_seeds not in (None, *INIT_SEEDS):
+        raise ValueError(f"`init_seeds` must be one of {list(INIT_SEEDS)}. Received: init_seeds={config.init_seeds!r}")
+    changes = {
+        field: default
+        for field, default in (
+            ("lora_reduce", spec.default_lora_reduce),
+            ("dropout", spec.dropout),
+            ("user_dim", spec.embedding_dim),
+            ("item_dim", spec.embedding_dim),
+            ("domain_dim", spec.embedding_dim),
+        )
+        if getattr(config, field) is None
+    }
+    if config.num_experts is not None and config.num_experts >= 1:
+        # The fork's `num_experts` counts all experts; expert e belongs to domain e mod D.
+        if config.num_experts % data.n_domains:
+            raise ValueError(
+                f"`num_experts` must be a multiple of the number of domains ({data.n_domains}). "
+                f"Received: num_experts={config.num_experts}"
+            )
+        changes["experts_per_domain"] = config.num_experts // data.n_domains
+    return dataclasses.replace(config, **changes)
+
+
+def _variant(config: ModelConfig) -> tuple[BackboneSpec, str]:
+    """The backbone spec and dense-stack mode (`plain`, `mlora`, `moe`) of a config.
+
+    Raises:
+        ValueError: an unknown adapter or backbone, or an adapter the backbone does
+            not take.
     """
     if config.adapter not in ADAPTER_MODES:
         raise ValueError(
@@ -180,15 +159,17 @@ def resolve(config: ModelConfig) -> tuple[BackboneSpec, VariantProfile, str, flo
     mode = ADAPTER_MODES[config.adapter]
     if mode == "moe" and not spec.supports_moe:
         raise ValueError(f"MoE-MLoRA is not defined for backbone {config.name!r} (the paper's eight only).")
-    profile_name = {"plain": spec.base_profile, "mlora": spec.adapted_profile, "moe": "moe_fork"}[mode]
-    lora_reduce = config.lora_reduce if config.lora_reduce is not None else spec.default_lora_reduce
-    config.lora_reduce = lora_reduce
-    if config.dropout is None:
-        config.dropout = spec.dropout
-    for field in ("user_dim", "item_dim", "domain_dim"):
-        if getattr(config, field) is None:
-            setattr(config, field, spec.embedding_dim)
-    return spec, get_profile(profile_name), mode, lora_reduce
+    if config.adapter not in spec.adapters:
+        raise ValueError(
+            f"Backbone {config.name!r} does not take adapter {config.adapter!r}. "
+            f"Valid adapters: {', '.join(spec.adapters)}"
+        )
+    return spec, mode
+
+
+def _profile(spec: BackboneSpec, mode: str) -> VariantProfile:
+    """The initializer profile of a backbone's variant."""
+    return get_profile({"plain": spec.base_profile, "mlora": spec.adapted_profile, "moe": "moe_fork"}[mode])
 
 
 def make_dense_stack(
@@ -216,6 +197,9 @@ def make_dense_stack(
 def build_model(config: ModelConfig, data: DataSpec, graph_seed: int | None = None) -> keras.Model:
     """Build the Keras model for `config` on data described by `data`.
 
+    It builds `resolve_config(config, data)` (the backbone's original values for the
+    unset fields); `config` itself is not changed.
+
     With `config.init_seeds == "original"` the initialisers take the original's op
     seeds under `graph_seed` (the run seed; `VariantProfile.with_op_seeds`).
 
@@ -230,22 +214,14 @@ def build_model(config: ModelConfig, data: DataSpec, graph_seed: int | None = No
         outputs `{"logit", "probability"}`, both `(batch_size,)`.
 
     Raises:
-        ValueError: a feature without a vocabulary size, or a feature name that is
-            also the name of one of the model's layers.
+        ValueError: what `resolve_config` raises, a feature without a vocabulary
+            size, or a feature name that is also the name of one of the model's layers.
     """
-    spec, profile, mode, lora_reduce = resolve(config)
-    if config.init_seeds not in (None, *INIT_SEEDS):
-        raise ValueError(f"`init_seeds` must be one of {list(INIT_SEEDS)}. Received: init_seeds={config.init_seeds!r}")
+    config = resolve_config(config, data)
+    spec, mode = _variant(config)
+    profile = _profile(spec, mode)
     if config.init_seeds == "original":
         profile = profile.with_op_seeds(0 if graph_seed is None else graph_seed)
-    if config.num_experts is not None and config.num_experts >= 1:
-        # The fork's `num_experts` counts all experts; expert e belongs to domain e mod D.
-        if config.num_experts % data.n_domains:
-            raise ValueError(
-                f"`num_experts` must be a multiple of the number of domains ({data.n_domains}). "
-                f"Received: num_experts={config.num_experts}"
-            )
-        config.experts_per_domain = config.num_experts // data.n_domains
     features = data.features
     missing = [f for f in features if f not in data.vocab_sizes]
     if missing:
@@ -276,7 +252,7 @@ def build_model(config: ModelConfig, data: DataSpec, graph_seed: int | None = No
         tables[f].embeddings.assign(matrix.astype("float32"))
         tables[f].trainable = bool(config.emb_trainable)
     frozen = [] if config.emb_trainable else list(pretrained)
-    dense_stack = make_dense_stack(config, profile, mode, lora_reduce, data.n_domains, spec.topology)
+    dense_stack = make_dense_stack(config, profile, mode, config.lora_reduce, data.n_domains, spec.topology)
     inputs = BackboneInputs(
         ids, embeddings, config, profile, dense_stack, data.vocab_sizes, data.n_domains, frozen, features
     )
@@ -299,25 +275,6 @@ def build_model(config: ModelConfig, data: DataSpec, graph_seed: int | None = No
 
 def dense_stack_of(model: keras.Model) -> AdaptedDNN:
     return model.get_layer(DENSE_STACK_NAME)
-
-
-def variable_groups(model: keras.Model) -> dict:
-    """The model's trainable variables by group: `backbone`, `adapter`, `gate`.
-
-    Layers that expose `variable_groups()` (the dense stack) sort their own; every
-    other trainable variable is `backbone`. Call it before freezing anything.
-    """
-    groups = {"backbone": [], "adapter": [], "gate": []}
-    claimed = set()
-    for layer in model.layers:
-        if hasattr(layer, "variable_groups"):
-            for group, variables in layer.variable_groups().items():
-                groups[group].extend(variables)
-                claimed.update(id(v) for v in variables)
-    for v in model.trainable_variables:
-        if id(v) not in claimed:
-            groups["backbone"].append(v)
-    return groups
 
 
 def count_params(variables) -> int:

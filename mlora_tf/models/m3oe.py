@@ -20,10 +20,9 @@ MovieLens) -> `DomainRepresentation` (`h`, 256) -> shared, domain and task
 -> `ExpertFusion` -> `DomainTaskTowers` -> one logit per task, each row routed by
 its own domain.
 
-M3oE is multi-task, so it is **not** in the single-task backbone registry
-(`mlora_tf.models.registry`, whose builders return one logit); a multi-task trainer
-builds it with `build_m3oe` and gives `fusion_variables(model)` their own optimizer
-(`variable_groups(model)`).
+M3oE is multi-task: its registry entry (`mlora_tf.models.multitask`) has kind
+`"multi_task"`, and a multi-task trainer builds it with `build_m3oe` and gives
+`fusion_variables(model)` their own optimizer (`variable_groups(model)`).
 
 Ablations of the paper's Table 3 are `M3oEConfig` flags: `fusion="fixed"`
 ("w/o AutoML"), `concat_modules`, `fully_gated`, `domain_experts=False` ("w/o
@@ -32,7 +31,6 @@ domain"), `task_experts=False` ("w/o task"), both False ("w/o domain & task").
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,7 +38,10 @@ import keras
 from keras import ops
 
 from mlora_tf.config import DEFAULT_DENSE_FEATURES, DEFAULT_SPARSE_FEATURES, M3oEConfig  # noqa: F401  (defined there)
+from mlora_tf.models.data_spec import DataSpec
+from mlora_tf.models.groups import variable_groups as _variable_groups
 from mlora_tf.models.mdmt_parts import embed_inputs, task_outputs
+from mlora_tf.models.registry import MULTI_TASK
 from mlora_tf.layers.m3oe import (
     DomainRepresentation,
     DomainTaskTowers,
@@ -52,44 +53,7 @@ from mlora_tf.layers.m3oe import (
 FUSION_LAYER_NAME = "expert_fusion"
 
 
-@dataclasses.dataclass(frozen=True)
-class MultiTaskDataSpec:
-    """What `build_m3oe` needs to know about the data.
-
-    Attributes:
-        vocab_sizes: sparse feature -> vocabulary size (ids are `0..size-1`).
-        n_domains: number of domains `D`.
-        tasks: label names, in output order, e.g. `("click", "like")`.
-        dense_features: names of the float features the data provides.
-    """
-
-    vocab_sizes: Mapping[str, int]
-    n_domains: int
-    tasks: tuple[str, ...]
-    dense_features: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if isinstance(self.n_domains, bool) or not isinstance(self.n_domains, int) or self.n_domains < 1:
-            raise ValueError(f"`n_domains` must be a positive integer. Received: n_domains={self.n_domains!r}")
-        tasks = tuple(self.tasks)
-        if not tasks or len(set(tasks)) != len(tasks) or not all(isinstance(t, str) and t for t in tasks):
-            raise ValueError(f"`tasks` must be unique non-empty names. Received: tasks={list(tasks)}")
-        object.__setattr__(self, "tasks", tasks)
-        object.__setattr__(self, "dense_features", tuple(self.dense_features))
-        object.__setattr__(self, "vocab_sizes", {k: int(v) for k, v in self.vocab_sizes.items()})
-
-    @classmethod
-    def from_dataset(cls, dataset: Any) -> "MultiTaskDataSpec":
-        """From a `MultiDomainDataset` (its `labels` are the tasks)."""
-        return cls(
-            vocab_sizes=dict(dataset.vocab_sizes),
-            n_domains=int(dataset.n_domains),
-            tasks=tuple(dataset.labels),
-            dense_features=tuple(dataset.dense_features),
-        )
-
-
-def build_m3oe(config: M3oEConfig, data: MultiTaskDataSpec, name: str = "m3oe") -> keras.Model:
+def build_m3oe(config: M3oEConfig, data: DataSpec, name: str = "m3oe") -> keras.Model:
     """Builds M3oE for `data`.
 
     Args:
@@ -166,16 +130,10 @@ def fusion_variables(model: keras.Model) -> list[Any]:
 
 
 def variable_groups(model: keras.Model) -> dict[str, list[Any]]:
-    """The trainable variables in two groups: `"fusion"` (the scalars) and `"main"` (the rest).
-
-    The original steps the fusion scalars with a second optimizer once per epoch
-    and, through a filter bug, also with the main one (m3oe.md §3.3): a trainer
-    reproducing the code puts `main + fusion` in the main optimizer; one following
-    the paper's bi-level intent puts only `main` there.
-    """
-    fusion = fusion_variables(model)
-    ids = {id(v) for v in fusion}
-    return {"main": [v for v in model.trainable_variables if id(v) not in ids], "fusion": fusion}
+    """The trainable variables in two groups: `"fusion"` (the scalars) and `"main"` (the
+    rest): `mlora_tf.models.variable_groups(model, kind="multi_task")`, which says how
+    a trainer uses them."""
+    return _variable_groups(model, kind=MULTI_TASK)
 
 
 def fusion_weights(model: keras.Model) -> dict[str, float]:

@@ -14,7 +14,7 @@ from mlora_tf.models.registry import register_backbone
     "Embeddings -> 256-128-64 ReLU stack -> logit (the MLoRA paper's MLP).",
     default_lora_reduce=16,
     adapted_profile="mlora_class",
-    supports_moe=False,
+    adapters=("none", "mlora"),
 )
 def build_mlp(inputs):
     return inputs.logit_head(inputs.deep(inputs.flat()))

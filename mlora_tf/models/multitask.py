@@ -11,10 +11,10 @@ them all:
   logit, `(batch_size,)` each, for every task of the data, each row scored by the
   heads of its own domain.
 
-The MDMT registry is in `mlora_tf.models.registry`, beside the single-task CTR
-backbones' (which know nothing about tasks). Register an MDMT model with
-`@register_multitask_model(name, ...)` (from there) on a
-`build(config, data, name) -> keras.Model`.
+MDMT models are entries of kind `"multi_task"` in the one model registry
+(`mlora_tf.models.registry`, beside the single-task CTR backbones, which know nothing
+about tasks). Register one with `@register_multitask_model(name, ...)` (from there) on
+a `build(config, data, name) -> keras.Model`, `data` a `DataSpec` with its tasks.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import keras
 
 from mlora_tf.config import MultiTaskModelConfig  # noqa: F401  (defined there)
 from mlora_tf.models import mdmt  # noqa: F401  (registers the baselines)
-from mlora_tf.models.m3oe import MultiTaskDataSpec, build_m3oe
+from mlora_tf.models.data_spec import DataSpec
+from mlora_tf.models.m3oe import build_m3oe
 from mlora_tf.models.mdmt_parts import check_data, embed_inputs, input_vector, task_outputs  # noqa: F401
-from mlora_tf.models.registry import (  # noqa: F401  (the MDMT registry lives there)
+from mlora_tf.models.registry import (  # noqa: F401  (the one registry lives there)
     MultiTaskModelSpec,
     get_multitask_model,
     is_multitask_model,
@@ -34,7 +35,7 @@ from mlora_tf.models.registry import (  # noqa: F401  (the MDMT registry lives t
 )
 
 
-def build_multitask_model(config: MultiTaskModelConfig, data: MultiTaskDataSpec) -> keras.Model:
+def build_multitask_model(config: MultiTaskModelConfig, data: DataSpec) -> keras.Model:
     """Builds the registered model `config.name` for `data`.
 
     Raises:

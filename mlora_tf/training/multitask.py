@@ -26,17 +26,11 @@ Speed: the training split lives in memory as tensors; a pass is one `tf.function
 looping over batches in the graph (rows gathered by a shuffled order drawn in numpy,
 so a resumed run draws the same orders).
 
-Resuming: with `checkpoint_dir`, the weights, both optimizers, the best weights and the
-loop's state are written (atomically) after every epoch; a run started again with the
-same folder continues after the last finished epoch.
+The epochs, early stopping, best weights, checkpoints and TensorBoard scalars are the
+one loop's (`mlora_tf.training.loop`); this trainer is its step strategy.
 """
 
 from __future__ import annotations
-
-import io
-import json
-import os
-import time
 
 import keras
 import numpy as np
@@ -44,10 +38,10 @@ import tensorflow as tf
 from absl import logging
 
 from mlora_tf.config import MultiTaskTrainConfig
-from mlora_tf.io import atomic_write_bytes, atomic_write_json
 from mlora_tf.training.metrics import multitask_metrics
 from mlora_tf.models import m3oe as m3oe_lib
 from mlora_tf.models.mdmt_parts import input_names
+from mlora_tf.training.loop import Checkpoint, EarlyStoppingLoop, LoopState, model_weights
 from mlora_tf.training.optimizers import FusedAdam
 
 _ORDER_SPEC = tf.TensorSpec([None], tf.int32)
@@ -267,7 +261,7 @@ class MultiTaskTrainer:
     # -------------------------------------------------------------- weights
     @property
     def weight_variables(self) -> list:
-        return [v for v in self.model.variables if v.name != "seed_generator_state"]
+        return model_weights(self.model)
 
     def _snapshot(self) -> list:
         return [v.numpy() for v in self.weight_variables]
@@ -298,132 +292,105 @@ class MultiTaskTrainer:
             self._fusion_step(*(tf.gather(x, rows) for x in f_inputs), tf.gather(f_labels, rows))
         return float(loss_sum) / max(int(steps), 1), n
 
-    def fit(self, checkpoint_dir: str | None = None) -> dict:
+    # The loop's step strategy (`mlora_tf.training.loop.StepStrategy`).
+    def validate(self) -> tuple[dict, float]:
+        val = self.evaluate("val")
+        return val, self._selection_metric(val)
+
+    def snapshot(self) -> list:
+        return self._snapshot()
+
+    def restore_best(self, weights: list) -> None:
+        self._restore(weights)
+
+    def epoch_fields(self, val, metric, rows) -> dict:
+        """The history keys of an epoch besides the loop's own."""
+        return {
+            "val_auc": metric,
+            "val_logloss": val["overall_logloss"],
+            "train_rows": rows,
+            "fusion_weights": self.fusion_weights(),
+        }
+
+    def fit(self, checkpoint_dir: str | None = None, tensorboard_dir: str | None = None) -> dict:
         """Train with early stopping; leaves the test weights in the model.
+
+        With `checkpoint_dir`, the weights, both optimizers, the best weights and the
+        loop's state are saved after every epoch (`mlora_tf.training.loop.Checkpoint`),
+        and a run started again with the same folder continues after the last finished
+        epoch. With `tensorboard_dir`, per-epoch scalars go there.
 
         Returns:
             `{"epochs", "best_epoch", "best_val_auc", "stopped_early", "history",
             "train_examples", "train_seconds"}`.
         """
         cfg = self.config
-        store = EpochCheckpoint(checkpoint_dir) if checkpoint_dir else None
-        state = {"epoch": 0, "best": None, "best_epoch": 0, "counter": 0, "stopped_early": False}
-        best_weights = None
+        store = Checkpoint(checkpoint_dir) if checkpoint_dir else None
+        state, best_weights = LoopState(), None
         if store is not None and store.exists():
-            state, best_weights = store.restore(self)
-        while state["epoch"] < cfg.max_epochs and not state["stopped_early"]:
-            epoch = state["epoch"] + 1
-            t0 = time.time()
-            loss, rows = self.train_epoch()
-            seconds = time.time() - t0
-            val = self.evaluate("val")
-            metric = self._selection_metric(val)
-            if state["best"] is None or metric > state["best"]:
-                state.update(best=metric, best_epoch=epoch, counter=0)
-                best_weights = self._snapshot()
-            else:
-                state["counter"] += 1
-            self.history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": loss,
-                    "val_auc": metric,
-                    "val_logloss": val["overall_logloss"],
-                    "train_seconds": seconds,
-                    "train_rows": rows,
-                    "examples_per_second": rows / max(seconds, 1e-9),
-                    "fusion_weights": self.fusion_weights(),
-                }
-            )
-            logging.info(
-                "epoch %d  loss %.5f  val mean AUC %.5f  (best %.5f @ %d, patience %d/%d)  %.1fs  %.0f ex/s",
-                epoch, loss, metric, state["best"], state["best_epoch"], state["counter"], cfg.patience,
-                seconds, rows / max(seconds, 1e-9),
-            )
-            state["epoch"] = epoch
-            if state["counter"] >= cfg.patience:
-                logging.info("early stop after epoch %d; restoring epoch %d", epoch, state["best_epoch"])
-                state["stopped_early"] = True
-                self._restore(best_weights)
+            state, best_weights = self._load_checkpoint(store)
+        writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
+        loop = EarlyStoppingLoop(
+            cfg.max_epochs, cfg.patience, name="train", metric_name="mean AUC",
+            restore_at_end=cfg.restore_best, writer=writer,
+        )
+
+        def save(state, best_weights):
             if store is not None:
-                store.save(self, state, best_weights)
-        if cfg.restore_best and not state["stopped_early"] and best_weights is not None:
-            self._restore(best_weights)
+                store.save(*self._checkpoint_state(state, best_weights))
+
+        state, _, _ = loop.run(self, state, best_weights, on_epoch_end=save)
+        self.history = state.history
         return {
-            "epochs": state["epoch"],
-            "best_epoch": state["best_epoch"],
-            "best_val_auc": state["best"],
-            "stopped_early": state["stopped_early"],
+            "epochs": state.epoch,
+            "best_epoch": state.best_epoch,
+            "best_val_auc": state.best,
+            "stopped_early": state.stopped_early,
             "history": self.history,
             "train_examples": sum(h["train_rows"] for h in self.history),
             "train_seconds": sum(h["train_seconds"] for h in self.history),
         }
 
-
-class EpochCheckpoint:
-    """The trainer's state after an epoch, for resuming a killed run.
-
-    `state.json` (epoch counters, best metric, history, the random generators' states)
-    and `weights.npz` (model weights, best weights, both optimizers' variables), each
-    written atomically, weights first.
-    """
-
-    def __init__(self, folder: str):
-        self.folder = folder
-        self.state_path = os.path.join(folder, "state.json")
-        self.weights_path = os.path.join(folder, "weights.npz")
-
-    def exists(self) -> bool:
-        return os.path.exists(self.state_path) and os.path.exists(self.weights_path)
-
-    @staticmethod
-    def _optimizers(trainer):
-        return [("optimizer", trainer.optimizer)] + (
-            [("fusion_optimizer", trainer.fusion_optimizer)] if trainer.fusion_optimizer is not None else []
+    # ------------------------------------------------------------ checkpoint
+    def _optimizers(self) -> list:
+        return [("optimizer", self.optimizer)] + (
+            [("fusion_optimizer", self.fusion_optimizer)] if self.fusion_optimizer is not None else []
         )
 
-    def save(self, trainer: MultiTaskTrainer, state: dict, best_weights) -> None:
-        arrays = {f"model_{i}": v for i, v in enumerate(trainer._snapshot())}
-        arrays.update({f"best_{i}": v for i, v in enumerate(best_weights or [])})
-        for key, optimizer in self._optimizers(trainer):
-            arrays.update({f"{key}_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
-        fusion = getattr(trainer, "_fusion_batches", None)
+    def _checkpoint_state(self, state: LoopState, best_weights) -> tuple[dict, dict]:
+        """The epoch checkpoint: the loop's state, the random generators' states; the
+        model weights, best weights and both optimizers' variables."""
+        arrays = {"model": self._snapshot(), "best": list(best_weights or [])}
+        for key, optimizer in self._optimizers():
+            arrays[key] = [v.numpy() for v in optimizer.variables]
+        fusion = getattr(self, "_fusion_batches", None)
         position, order = fusion.state() if fusion is not None else (0, None)
-        if order is not None:
-            arrays["fusion_order"] = order
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        atomic_write_bytes(self.weights_path, buffer.getvalue())
-        atomic_write_json(
-            self.state_path,
-            {
-                "state": state,
-                "history": trainer.history,
-                "rng": trainer.rng.bit_generator.state,
-                "fusion_position": position,
-                "n_weights": len(trainer.weight_variables),
-            },
-        )
+        arrays["fusion_order"] = [] if order is None else [order]
+        return {
+            "loop": state.to_dict(),
+            "rng": self.rng.bit_generator.state,
+            "fusion_position": position,
+            "n_weights": len(self.weight_variables),
+        }, arrays
 
-    def restore(self, trainer: MultiTaskTrainer):
-        with open(self.state_path) as f:
-            saved = json.load(f)
-        n = len(trainer.weight_variables)
-        if saved["n_weights"] != n:
+    def _load_checkpoint(self, store: Checkpoint):
+        saved, arrays = store.load()
+        n = len(self.weight_variables)
+        if saved.get("n_weights") != n or "loop" not in saved:
             raise ValueError(
-                f"{self.state_path} belongs to another model ({saved['n_weights']} weights, this one {n}); "
+                f"{store.state_path} belongs to another model ({saved.get('n_weights')} weights, this one {n}); "
                 "use another --output_dir or delete it."
             )
-        with np.load(self.weights_path) as data:
-            trainer._restore([data[f"model_{i}"] for i in range(n)])
-            best = [data[f"best_{i}"] for i in range(n)] if "best_0" in data else None
-            for key, optimizer in self._optimizers(trainer):
-                for i, v in enumerate(optimizer.variables):
-                    v.assign(data[f"{key}_{i}"])
-            if trainer.fusion_optimizer is not None:
-                order = data["fusion_order"] if "fusion_order" in data else None
-                trainer._fusion_batches.set_state(saved["fusion_position"], order)
-        trainer.history = saved["history"]
-        trainer.rng.bit_generator.state = saved["rng"]
-        logging.info("Resuming after epoch %d (%s).", saved["state"]["epoch"], self.folder)
-        return saved["state"], best
+        self._restore(arrays["model"])
+        best = arrays["best"] or None
+        for key, optimizer in self._optimizers():
+            for v, value in zip(optimizer.variables, arrays[key]):
+                v.assign(value)
+        if self.fusion_optimizer is not None:
+            order = arrays["fusion_order"][0] if arrays["fusion_order"] else None
+            self._fusion_batches.set_state(saved["fusion_position"], order)
+        state = LoopState.from_dict(saved["loop"])
+        self.history = state.history
+        self.rng.bit_generator.state = saved["rng"]
+        logging.info("Resuming after epoch %d (%s).", state.epoch, store.folder)
+        return state, best

@@ -25,8 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import io
-import json
 import os
 import time
 
@@ -34,16 +32,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from tensorflow.core.framework import summary_pb2
 
 from mlora_tf.config import TrainConfig
-from mlora_tf.io import atomic_write_bytes, atomic_write_json
 from mlora_tf.models.builder import count_params, dense_stack_of, ordered_features, variable_groups
 from mlora_tf.models.mdmt_parts import input_names
 from mlora_tf.training.distribute import is_default_strategy, per_replica_batch_size
 from mlora_tf.training.optimizers import FusedAdam
 from mlora_tf.training.metrics import AUC_FUNCTIONS, domain_metrics, plain_mean
 from mlora_tf.training.loops import CHOICES, get_factor
+from mlora_tf.training.loop import Checkpoint, EarlyStoppingLoop, LoopState, model_weights
 from mlora_tf.training.phases import GROUPS, Phase
 
 # Clipping of Keras' probability losses (TF 1.12 `K.epsilon()`).
@@ -151,65 +148,6 @@ def default_batch_parts(model: keras.Model) -> int:
     if any(v.name.startswith("moving_") for v in model.variables):
         return 1
     return 2
-
-
-class PhaseCheckpoint:
-    """Weights and results after each finished phase, for resuming a killed run.
-
-    Files in `folder`: `phases.json` (the schedule's phase names, the finished phases'
-    results and the carried best metric) and `weights.npz` (every model variable, the
-    carried best weights and, with a shared optimizer, its variables). Both are written
-    atomically, weights first.
-    """
-
-    def __init__(self, folder: str, phase_names: list[str]):
-        self.folder = folder
-        self.phase_names = phase_names
-        self.state_path = os.path.join(folder, "phases.json")
-        self.weights_path = os.path.join(folder, "weights.npz")
-
-    def save(self, trainer: "Trainer", results: list) -> None:
-        arrays = {f"model_{i}": v for i, v in enumerate(trainer._snapshot())}
-        if trainer._carried is not None:
-            arrays.update({f"carried_{i}": v for i, v in enumerate(trainer._carried[1])})
-        if trainer._shared_optimizer is not None:
-            arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(trainer._shared_optimizer.variables)})
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        atomic_write_bytes(self.weights_path, buffer.getvalue())
-        atomic_write_json(
-            self.state_path,
-            {
-                "phase_names": self.phase_names,
-                "finished": [r.to_dict() for r in results],
-                "carried_metric": None if trainer._carried is None else trainer._carried[0],
-            },
-        )
-
-    def restore(self, trainer: "Trainer") -> list:
-        """Load a previous run's progress into `trainer`; returns its finished phases."""
-        if not os.path.exists(self.state_path):
-            return []
-        with open(self.state_path) as f:
-            state = json.load(f)
-        if state["phase_names"] != self.phase_names:
-            raise ValueError(
-                f"{self.state_path} belongs to a run with other phases ({state['phase_names']}); "
-                "use another --output_dir or delete it."
-            )
-        with np.load(self.weights_path) as data:
-            n = len(trainer.weight_variables)
-            trainer._restore([data[f"model_{i}"] for i in range(n)])
-            if state["carried_metric"] is not None:
-                trainer._carried = (state["carried_metric"], [data[f"carried_{i}"] for i in range(n)])
-            if trainer.config.share_optimizer and "optimizer_0" in data:
-                trainer._ensure_shared_optimizer()
-                for i, v in enumerate(trainer._shared_optimizer.variables):
-                    v.assign(data[f"optimizer_{i}"])
-        finished = [PhaseResult(**r) for r in state["finished"]]
-        logging.info("Resuming after phase %r (%d of %d done).", finished[-1].name if finished else None,
-                     len(finished), len(self.phase_names))
-        return finished
 
 
 class Trainer:
@@ -685,9 +623,8 @@ class Trainer:
 
     @property
     def weight_variables(self) -> list:
-        """The model's weights and statistics: every variable but the dropout layers'
-        random-seed states (restoring best weights must not replay dropout masks)."""
-        return [v for v in self.model.variables if v.name != "seed_generator_state"]
+        """The model's weights and statistics (`mlora_tf.training.loop.model_weights`)."""
+        return model_weights(self.model)
 
     def _snapshot(self):
         return [v.numpy() for v in self.weight_variables]
@@ -708,68 +645,65 @@ class Trainer:
                 continue
             v.assign(value)
 
-    def run_phase(self, phase: Phase) -> PhaseResult:
-        """Train one phase with early stopping; leaves the best weights in the model."""
+    # ------------------------------------------- the loop's step strategy (a phase)
+    def train_epoch(self) -> tuple[float, int]:
+        """One epoch of the current phase (`EarlyStoppingLoop`'s step)."""
+        loss, examples = self._train_epoch(self._phase)
+        self._phase_examples += examples
+        return loss, examples
+
+    def validate(self) -> tuple[dict, float]:
+        val = self.evaluate("val")
+        return val, self._stop_metric(val)
+
+    def snapshot(self) -> list:
+        return self._snapshot()
+
+    def restore_best(self, weights: list) -> None:
+        self._restore_best(weights)
+
+    @staticmethod
+    def epoch_fields(val, metric, examples) -> dict:
+        """The history keys of an epoch besides the loop's own."""
+        return {"val_wauc": val["wauc"], "val_domain_auc": val["domain_auc"]}
+
+    def run_phase(self, phase: Phase, on_epoch_end=None, resume=None) -> PhaseResult:
+        """Train one phase with early stopping; leaves the best weights in the model.
+
+        Args:
+            phase: the phase.
+            on_epoch_end: called as `on_epoch_end(loop_state, best_weights)` after every
+                epoch (`fit` checkpoints there).
+            resume: `(state, arrays)` of a checkpoint taken inside this phase: the phase
+                continues after its last finished epoch.
+        """
         cfg = self.config
         self._enter_phase(phase)
+        self._phase, self._phase_examples = phase, 0
         start = time.time()
-        best, best_epoch, best_weights, counter = None, 0, None, 0
-        history = []
-        # The full validation metrics of `best_weights` when known: scored on exactly
-        # those weights (evaluation is deterministic), so the end needs no rescoring.
-        best_val = None
-        if phase.carry_best and self._carried is not None:
-            best, best_weights = self._carried
-            logging.info("[%s] carrying over the best validation metric %.5f", phase.name, best)
+        state, best_weights, best_val = LoopState(), None, None
+        if resume is not None:
+            state, best_weights, seconds = self._resume_phase(*resume)
+            start -= seconds
+        elif phase.carry_best and self._carried is not None:
+            state.best, best_weights = self._carried
+            logging.info("[%s] carrying over the best validation metric %.5f", phase.name, state.best)
         elif phase.baseline_first:
-            best_val = self.evaluate("val")
-            best = self._stop_metric(best_val)
+            # The full validation metrics of `best_weights` are known: scored on exactly
+            # those weights (evaluation is deterministic), so the end needs no rescoring.
+            best_val, state.best = self.validate()
             best_weights = self._snapshot()
-            logging.info("[%s] baseline validation mean AUC %.5f", phase.name, best)
-        examples_total = 0
-        epochs = 0
-        for epoch in range(1, cfg.max_epochs + 1):
-            epochs = epoch
-            t0 = time.time()
-            loss, examples = self._train_epoch(phase)
-            train_seconds = time.time() - t0
-            examples_total += examples
-            val = self.evaluate("val")
-            metric = self._stop_metric(val)
-            improved = best is None or metric > best
-            if improved:
-                best, best_epoch, best_weights, counter = metric, epoch, self._snapshot(), 0
-                best_val = val
-            else:
-                counter += 1
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": loss,
-                    "val_metric": metric,
-                    "val_wauc": val["wauc"],
-                    "val_domain_auc": val["domain_auc"],
-                    "train_seconds": train_seconds,
-                    "examples_per_second": examples / max(train_seconds, 1e-9),
-                }
-            )
-            logging.info(
-                "[%s] epoch %d  loss %.5f  val mean %s %.5f  (best %.5f @ %d, patience %d/%d)  %.1fs  %.0f ex/s",
-                phase.name, epoch, loss, cfg.early_stop_metric, metric, best, best_epoch, counter,
-                cfg.patience, train_seconds, examples / max(train_seconds, 1e-9),
-            )
-            self._write_summaries(phase, loss, val, metric)
-            if counter >= cfg.patience:
-                logging.info("[%s] early stop after epoch %d", phase.name, epoch)
-                break
-            if not improved and cfg.restore_best_each_epoch:
-                # The original reloads the best checkpoint after every non-improving
-                # epoch and keeps Adam's state (original-model-zoo.md §5.3, §8 item 9).
-                self._restore_best(best_weights)
-        if best_weights is not None:
-            self._restore_best(best_weights)
-        else:
-            best_val = None
+            logging.info("[%s] baseline validation mean AUC %.5f", phase.name, state.best)
+        self._phase_start = start
+        loop = EarlyStoppingLoop(
+            cfg.max_epochs, cfg.patience, name=phase.name, metric_name=f"mean {cfg.early_stop_metric}",
+            restore_best_each_epoch=cfg.restore_best_each_epoch, restore_at_end=True,
+            writer=self.writer, first_summary_step=self._epoch_counter + 1,
+        )
+        state, best_weights, best_val = loop.run(
+            self, state, best_weights, best_val, on_epoch_end=on_epoch_end
+        )
+        self._epoch_counter += state.epoch
         if self._frozen_slots:
             # Slots other than the phase's own end exactly as they began.
             for variable, before, mask in self._frozen_slots:
@@ -777,43 +711,132 @@ class Trainer:
                 if not np.array_equal(kept, variable.numpy()):
                     best_val = None  # the weights differ from those scored
                 variable.assign(kept)
-        self._carried = (best, self._snapshot())
+        self._carried = (state.best, self._snapshot())
         val = best_val if best_val is not None else self.evaluate("val")
         test = self.evaluate("test")
         self.final_metrics = {"val": val, "test": test}
         return PhaseResult(
-            phase.name, epochs, best_epoch, float(best), history, time.time() - start, examples_total,
-            val=_summary(val), test=_summary(test),
+            phase.name, state.epoch, state.best_epoch, float(state.best), state.history, time.time() - start,
+            self._phase_examples, val=_summary(val), test=_summary(test),
         )
-
-    def _write_summaries(self, phase, loss, val, metric):
-        if self.writer is None:
-            return
-        self._epoch_counter += 1
-        scalars = {"train_loss": loss, "val_mean_auc": metric, "val_wauc": val["wauc"]}
-        scalars.update({f"val_auc/{n}": a for n, a in val["domain_auc"].items() if a is not None})
-        # Raw Summary protos: TensorBoard reads them, and TF writes them without the
-        # `tensorboard` package (which tf.summary.scalar needs).
-        summary = summary_pb2.Summary(
-            value=[summary_pb2.Summary.Value(tag=f"{phase.name}/{k}", simple_value=float(v)) for k, v in scalars.items()]
-        )
-        with self.writer.as_default():
-            tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=self._epoch_counter)
-        self.writer.flush()
 
     def fit(self, phases: list[Phase], checkpoint_dir: str | None = None) -> list[PhaseResult]:
         """Run `phases` in order.
 
-        With `checkpoint_dir`, the weights and the results are saved after every phase
-        (atomically), and a run started again with the same phases resumes after the
-        last phase it finished.
+        With `checkpoint_dir`, the run's progress is saved (`mlora_tf.training.loop.
+        Checkpoint`, atomically) after every epoch and every phase, and a run started
+        again with the same phases continues after the last epoch it finished: with the
+        default `shuffle="buffer"` on one device, to the same weights as a run never
+        stopped (with `shuffle="permutation"` the resumed epochs draw other orders).
         """
-        store = PhaseCheckpoint(checkpoint_dir, [p.name for p in phases]) if checkpoint_dir else None
-        results = []
-        if store is not None:
-            results = store.restore(self)
+        names = [p.name for p in phases]
+        store = Checkpoint(checkpoint_dir) if checkpoint_dir else None
+        results, resume = self._restore_checkpoint(store, names) if store is not None else ([], None)
         for phase in phases[len(results):]:
-            results.append(self.run_phase(phase))
+            save_epoch = None
             if store is not None:
-                store.save(self, results)
+                def save_epoch(state, best_weights):
+                    store.save(*self._checkpoint_state(names, results, (state, best_weights)))
+            results.append(self.run_phase(phase, on_epoch_end=save_epoch, resume=resume))
+            resume = None
+            if store is not None:
+                store.save(*self._checkpoint_state(names, results))
         return results
+
+    # ------------------------------------------------------------ checkpoint
+    def _seed_states(self) -> list:
+        """The dropout layers' random-seed states, checkpointed on one device (under a
+        strategy each replica holds its own, decorrelated, copy: not saved)."""
+        if self.strategy is not None:
+            return []
+        return [v for v in self.model.variables if v.name == "seed_generator_state"]
+
+    def _checkpoint_state(self, names: list, results: list, current=None) -> tuple[dict, dict]:
+        """What `fit` checkpoints: the schedule's phase names, the finished phases'
+        results, the carried best metric, the random generators' states and the shuffle
+        buffers' orders; with `current = (loop_state, best_weights)`, the unfinished
+        phase's progress, its best weights, its optimizer and the values its frozen
+        slots must end with."""
+        arrays = {
+            "model": self._snapshot(),
+            "seed_states": [v.numpy() for v in self._seed_states()],
+            "buffer_orders": [order.numpy() for order in self._buffer_orders.values()],
+        }
+        if self._carried is not None:
+            arrays["carried"] = self._carried[1]
+        if self._shared_optimizer is not None:
+            arrays["optimizer"] = [v.numpy() for v in self._shared_optimizer.variables]
+        state = {
+            "phase_names": names,
+            "finished": [r.to_dict() for r in results],
+            "carried_metric": None if self._carried is None else self._carried[0],
+            "rng": self.rng.bit_generator.state,
+            "summary_step": self._epoch_counter,
+            "buffer_keys": [list(k) if isinstance(k, tuple) else k for k in self._buffer_orders],
+        }
+        if current is not None:
+            loop_state, best_weights = current
+            state["current"] = {
+                "loop": loop_state.to_dict(),
+                "examples": self._phase_examples,
+                "seconds": time.time() - self._phase_start,
+            }
+            arrays["best"] = list(best_weights or [])
+            if self._shared_optimizer is None:
+                arrays["phase_optimizer"] = [v.numpy() for v in self.optimizer.variables]
+            arrays["frozen_before"] = [before for _, before, _ in self._frozen_slots or []]
+        return state, arrays
+
+    def _restore_checkpoint(self, store: Checkpoint, names: list):
+        """Load a previous run's progress; returns its finished phases and, when it
+        stopped inside a phase, that phase's `(state, arrays)` for `run_phase`."""
+        if not store.exists():
+            return [], None
+        state, arrays = store.load()
+        if state.get("phase_names") != names:
+            raise ValueError(
+                f"{store.state_path} belongs to a run with other phases ({state.get('phase_names')}); "
+                "use another --output_dir or delete it."
+            )
+        self._restore(arrays["model"])
+        if state["carried_metric"] is not None:
+            self._carried = (state["carried_metric"], arrays["carried"])
+        if self.config.share_optimizer and "optimizer" in arrays:
+            self._ensure_shared_optimizer()
+            for v, value in zip(self._shared_optimizer.variables, arrays["optimizer"]):
+                v.assign(value)
+        if "rng" in state:
+            self.rng.bit_generator.state = state["rng"]
+            self._epoch_counter = state["summary_step"]
+            seeds = self._seed_states()
+            if len(seeds) == len(arrays["seed_states"]):
+                for v, value in zip(seeds, arrays["seed_states"]):
+                    v.assign(value)
+            self._buffer_orders = {
+                (tuple(k[:1]) + (tuple(k[1]),) if isinstance(k, list) else k): tf.constant(order, tf.int32)
+                for k, order in zip(state["buffer_keys"], arrays["buffer_orders"])
+            }
+        finished = [PhaseResult(**r) for r in state["finished"]]
+        current = state.get("current")
+        if current is not None:
+            logging.info("Resuming phase %r after epoch %d (%d of %d phases done).", names[len(finished)],
+                         current["loop"]["epoch"], len(finished), len(names))
+            return finished, (current, arrays)
+        logging.info("Resuming after phase %r (%d of %d done).", finished[-1].name if finished else None,
+                     len(finished), len(names))
+        return finished, None
+
+    def _resume_phase(self, current: dict, arrays: dict):
+        """The unfinished phase's progress, after `_enter_phase`: its optimizer's state
+        and its frozen slots' starting values come back; returns `(loop state, best
+        weights, seconds spent)`."""
+        if self._shared_optimizer is None:
+            for v, value in zip(self.optimizer.variables, arrays["phase_optimizer"]):
+                v.assign(value)
+        if self._frozen_slots:
+            self._frozen_slots = [
+                (variable, before, mask)
+                for (variable, _, mask), before in zip(self._frozen_slots, arrays["frozen_before"])
+            ]
+        self._phase_examples = current["examples"]
+        return LoopState.from_dict(current["loop"]), (arrays["best"] or None), current["seconds"]

@@ -191,3 +191,40 @@ def test_shared_slot_parameters_slice_once_per_context():
     assert slices(shared) == slices(once) > 0 and slices(apart) == 2 * slices(once)
     np.testing.assert_allclose(shared(tf.constant(x), tf.constant(d)).numpy(), alone, rtol=1e-5, atol=1e-6)
     assert stack._slot_cache is None  # the context's cache ends with it
+
+
+@pytest.mark.parametrize(
+    "mode, topology", [("plain", "dense"), ("mlora", "dense"), ("mlora", "star"), ("plain", "star")],
+    ids=lambda v: str(v),
+)
+def test_layer_scales_multiply_each_layer_output(mode, topology):
+    stack = _stack(mode=mode, topology=topology)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(9, 6)).astype("float32")
+    domain = np.array([0, 1, 2, 2, 1, 0, 0, 2, 1])
+    scales = [rng.uniform(0, 2, size=(9, u)).astype("float32") for u in (16, 8)]
+    plain = stack([x, domain]).numpy()
+    ones = [np.ones_like(s) for s in scales]
+    np.testing.assert_array_equal(stack([x, domain], layer_scales=ones).numpy(), plain)
+    np.testing.assert_array_equal(stack([x, domain], layer_scales=[None, None]).numpy(), plain)
+    # The last layer's scale multiplies the output; an inner one changes what follows.
+    last = stack([x, domain], layer_scales=[None, scales[1]]).numpy()
+    np.testing.assert_allclose(last, plain * scales[1], rtol=1e-6)
+    both = stack([x, domain], layer_scales=scales).numpy()
+    assert np.abs(both - last).max() > 1e-3
+    if mode == "plain" and topology == "dense":
+        h = x
+        for layer, s in zip(stack.dense_layers, scales):
+            h = np.maximum(h @ layer.kernel.numpy() + layer.bias.numpy(), 0.0) * s
+        np.testing.assert_allclose(both, h, rtol=1e-5, atol=1e-6)
+    # Per-row scales stay exact on every routing path.
+    for d in range(3):
+        rows = domain == d
+        part = [s[rows] for s in scales]
+        alone = stack([x[rows], domain[rows]], layer_scales=part).numpy()
+        with stack.single_domain_batches():
+            promised = stack([x[rows], domain[rows]], layer_scales=part).numpy()
+        np.testing.assert_allclose(alone, both[rows], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(promised, both[rows], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"`layer_scales` needs one entry per hidden layer \(2\)"):
+        stack([x, domain], layer_scales=scales[:1])

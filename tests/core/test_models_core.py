@@ -87,3 +87,75 @@ def test_pretrained_embeddings_start_the_tables_and_stay_frozen():
     assert [t.trainable for t in linear.tables] == [False, False, True]  # frozen at zero, as the original
     trainable_model = build_model(ModelConfig(name="wdl", adapter="mlora", emb_trainable=True), spec)
     assert any(v.path.startswith("user_emb") for v in trainable_model.trainable_variables)
+
+
+def test_build_model_leaves_the_callers_config_unchanged():
+    from mlora_tf.models import resolve_config
+
+    config = ModelConfig(name="wdl", adapter="moe", hidden_units=(8,), num_experts=6)
+    given = ModelConfig(**vars(config))
+    spec = DataSpec({"uid": 30, "pid": 20, "domain": 3}, 3)
+    model = build_model(config, spec)
+    assert config == given and config.lora_reduce is None and config.experts_per_domain == 1
+    resolved = resolve_config(config, spec)
+    assert resolved is not config and config == given
+    assert (resolved.lora_reduce, resolved.dropout, resolved.experts_per_domain) == (16, 0.5, 2)
+    assert (resolved.user_dim, resolved.item_dim, resolved.domain_dim) == (8, 8, 8)
+    assert resolve_config(resolved, spec) == resolved
+    assert dense_stack_of(model).experts_per_domain == 2
+    with pytest.raises(ValueError, match=r"multiple of the number of domains \(4\)"):
+        resolve_config(config, DataSpec({"uid": 30, "pid": 20, "domain": 4}, 4))
+
+
+def test_one_registry_keyed_by_name_and_kind():
+    from mlora_tf.models import get_model, list_models, list_multitask_models
+
+    single, multi = get_model("star", "single_task"), get_model("star", "multi_task")
+    assert single is get_backbone("star") and single.kind == "single_task" and multi.kind == "multi_task"
+    assert single.adapters == ("none", "mlora") and not single.supports_moe and single.group == "multi-domain"
+    assert get_backbone("wdl").adapters == ("none", "mlora", "moe") and get_backbone("wdl").supports_moe
+    assert get_backbone("wdl").group == "CTR backbones"
+    assert multi.adapters == () and multi.group == "multi-domain multi-task"
+    assert list_models() == list_models("single_task") + list_models("multi_task")
+    assert list_models("multi_task") == list_multitask_models()
+    with pytest.raises(ValueError, match=r"Unknown multi-task model 'wdl'\. Valid models: m3oe, "):
+        get_model("wdl", "multi_task")
+    with pytest.raises(ValueError, match=r"`kind` must be one of \['single_task', 'multi_task'\]"):
+        get_model("wdl", "backbone")
+
+
+def test_register_backbone_takes_adapters_or_supports_moe(monkeypatch):
+    from mlora_tf.models import registry
+
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    build = get_backbone("mlp").build
+    registry.register_backbone("mlp_no_moe", "test entry", supports_moe=False)(build)
+    registry.register_backbone("mlp_plain", "test entry", adapters=("none",), group="test")(build)
+    assert get_backbone("mlp_no_moe").adapters == ("none", "mlora")
+    assert get_backbone("mlp_plain").adapters == ("none",) and get_backbone("mlp_plain").group == "test"
+    with pytest.raises(ValueError, match=r"Backbone 'mlp' is already registered"):
+        registry.register_backbone("mlp", "again")(build)
+    with pytest.raises(ValueError, match=r"Give `adapters` or `supports_moe`, not both"):
+        registry.register_backbone("x", "test entry", adapters=("none",), supports_moe=True)
+    with pytest.raises(ValueError, match=r"`adapters` must be distinct names among"):
+        registry.register_backbone("x", "test entry", adapters=("lora",))(build)
+    with pytest.raises(ValueError, match=r"Backbone 'mlp_plain' does not take adapter 'mlora'"):
+        build_model(ModelConfig(name="mlp_plain", adapter="mlora"), ML_GENDER)
+
+
+def test_one_data_spec_for_single_and_multi_task_data():
+    single = DataSpec({"uid": 30, "pid": 20, "domain": 3}, 3)
+    assert (single.tasks, single.dense_features, single.features) == (("label",), (), ("uid", "pid", "domain"))
+    multi = DataSpec({"uid": 30, "pid": 20, "domain": 3, "zip": 7}, 3, ["click", "like"], ["age"])
+    assert (multi.tasks, multi.dense_features) == (("click", "like"), ("age",))
+    assert DataSpec({"uid": 30, "pid": 20, "domain": 3}, 3, pretrained={"uid": np.zeros((30, 2))}) == single
+    assert DataSpec(single.vocab_sizes, 3, features=("domain", "x", "uid", "pid")).features == (
+        "uid", "pid", "domain", "x")
+    for n_domains in (0, True, 2.0):
+        with pytest.raises(ValueError, match=r"`n_domains` must be a positive integer"):
+            DataSpec(single.vocab_sizes, n_domains)
+    for tasks in ((), ("click", "click"), ("",)):
+        with pytest.raises(ValueError, match=r"`tasks` must be unique non-empty names"):
+            DataSpec(single.vocab_sizes, 3, tasks)
+    with pytest.raises(ValueError, match=r"The features must include"):
+        DataSpec(single.vocab_sizes, 3, features=("uid", "domain"))

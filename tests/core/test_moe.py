@@ -132,19 +132,19 @@ import sys
 from absl import logging
 logging.set_verbosity(logging.INFO)
 from mlora_tf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from mlora_tf.run import train_run
-import mlora_tf.training.trainer as T
+from mlora_tf.runs.train import train_run
+from mlora_tf.training.loop import Checkpoint
 cfg = RunConfig(data=DataConfig(options={"n_rows": 3000, "n_users": 200, "n_items": 100, "n_domains": 2}),
                 model=ModelConfig(name="wdl", adapter="moe", hidden_units=(16, 8)), train=TrainConfig(max_epochs=1))
 if sys.argv[2] == "slow":  # pause after the second phase so the test kills the process between phases
     import time
-    real = T.PhaseCheckpoint.save
-    def save(self, trainer, results):
-        real(self, trainer, results)
-        print("SAVED", len(results), flush=True)
-        if len(results) == 2:
+    real = Checkpoint.save
+    def save(self, state, arrays):
+        real(self, state, arrays)
+        print("SAVED", len(state["finished"]), flush=True)
+        if len(state["finished"]) == 2:
             time.sleep(60)
-    T.PhaseCheckpoint.save = save
+    Checkpoint.save = save
 train_run(cfg, output_dir=sys.argv[1])
 print("DONE", flush=True)
 """
@@ -160,7 +160,7 @@ def test_resume_after_kill_between_phases(tmp_path):
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    state = json.loads((out / "checkpoints" / "phases.json").read_text())
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert [p["name"] for p in state["finished"]] == ["backbone", "expert_0"]
     assert not (out / "result.json").exists()
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(out), "fast"], capture_output=True, text=True, env=env,

@@ -158,7 +158,7 @@ def test_keras_dropout_impl_builds_keras_dropout_and_round_trips(tmp_path):
 # ------------------------------------------------------------------ a real run
 def test_original_loop_trains_and_records_its_factors(tmp_path):
     from mlora_tf.config import DataConfig
-    from mlora_tf.run import train_run
+    from mlora_tf.runs.train import train_run
 
     config = RunConfig(
         data=DataConfig(dataset="synthetic", cache_dir=str(tmp_path / "cache"),

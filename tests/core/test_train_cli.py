@@ -7,7 +7,7 @@ import pytest
 
 from mlora_tf.config import ModelConfig, RunConfig, DataConfig, TrainConfig
 from mlora_tf.original_config import read_original_config
-from mlora_tf.run import train_run
+from mlora_tf.runs.train import train_run
 
 REQUIRED = {"wauc", "mean_auc", "domain_auc", "domain_test_size", "logloss", "params_backbone",
             "params_adapter", "epochs", "seconds", "config"}
@@ -77,7 +77,7 @@ def test_mlora_beats_base_on_planted_domain_effects():
 
 
 def test_train_run_reuses_the_last_phase_scores(monkeypatch):
-    import mlora_tf.run as run_module
+    import mlora_tf.runs.train as run_module
     from mlora_tf.training import Trainer
 
     made, calls = [], []

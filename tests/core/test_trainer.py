@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -240,3 +242,57 @@ def test_default_batch_parts(monkeypatch):
     assert Trainer(wdl, data, TrainConfig(), batch_parts=3).batch_parts == 3
     with pytest.raises(ValueError, match="batch_parts"):
         Trainer(wdl, data, TrainConfig(), batch_parts=0)
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("adapter, kill_after", [("mlora", 2), ("moe", 3)])
+def test_resume_inside_a_phase_gives_the_weights_of_an_unbroken_run(tmp_path, monkeypatch, adapter, kill_after):
+    # The checkpoint after every epoch: a run killed after its `kill_after`-th save
+    # (inside a phase) and started again ends where a run never stopped ends.
+    import keras
+
+    from mlora_tf.training.loop import Checkpoint
+
+    def run(folder, kill=None):
+        keras.utils.set_random_seed(7)
+        data = tiny_dataset()
+        model = build_model(
+            ModelConfig(name="wdl", adapter=adapter, hidden_units=(16, 8), experts_per_domain=1),
+            DataSpec.from_dataset(data),
+        )
+        trainer = Trainer(model, data, TrainConfig(batch_size=64, max_epochs=3, patience=2, seed=3))
+        stack = dense_stack_of(model)
+        phases = (
+            schedule_phases("paper", "moe", data.n_domains, stack.num_slots) if adapter == "moe"
+            else schedule_phases("joint", "mlora")
+        )
+        saves = []
+        real = Checkpoint.save
+
+        def save(self, state, arrays):
+            real(self, state, arrays)
+            saves.append(state.get("current"))
+            if kill is not None and len(saves) == kill:
+                raise _Killed
+
+        monkeypatch.setattr(Checkpoint, "save", save)
+        try:
+            results = trainer.fit(phases, checkpoint_dir=str(folder))
+        except _Killed:
+            return None, saves
+        return (results, trainer._snapshot(), trainer.evaluate("test")), saves
+
+    (unbroken, weights, test), _ = run(tmp_path / "a")
+    assert run(tmp_path / "b", kill=kill_after)[0] is None
+    state = json.loads((tmp_path / "b" / "state.json").read_text())
+    assert state["current"] is not None  # killed inside a phase, not between two
+    (resumed, resumed_weights, resumed_test), _ = run(tmp_path / "b")
+    assert [r.name for r in resumed] == [r.name for r in unbroken]
+    assert [r.epochs for r in resumed] == [r.epochs for r in unbroken]
+    assert [h["val_metric"] for r in resumed for h in r.history] == [h["val_metric"] for r in unbroken for h in r.history]
+    for a, b in zip(weights, resumed_weights):
+        np.testing.assert_array_equal(a, b)
+    assert resumed_test["wauc"] == test["wauc"]

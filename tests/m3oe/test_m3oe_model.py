@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from mlora_tf.models import M3oEConfig, MultiTaskDataSpec, build_m3oe
+from mlora_tf.models import DataSpec, M3oEConfig, build_m3oe
 from mlora_tf.models import m3oe as m3oe_lib
 
 ML1M_VOCAB = {"uid": 6040, "pid": 3706, "gender": 2, "occupation": 21, "zip": 3439,
@@ -18,7 +18,7 @@ TASKS = ("click", "like")
 
 
 def _spec(vocab=TINY_VOCAB):
-    return MultiTaskDataSpec(vocab, 3, TASKS, ("age",))
+    return DataSpec(vocab, 3, TASKS, ("age",))
 
 
 def _tiny_config(**overrides):
@@ -191,10 +191,10 @@ def test_config_round_trip_and_refusals():
     with pytest.raises(ValueError, match="fusion_init"):
         M3oEConfig(fusion_init=(1.0, 1.0))
     with pytest.raises(ValueError, match=r"no vocabulary for sparse feature\(s\) \['zip'\]"):
-        build_m3oe(_tiny_config(), MultiTaskDataSpec({k: v for k, v in TINY_VOCAB.items() if k != "zip"},
+        build_m3oe(_tiny_config(), DataSpec({k: v for k, v in TINY_VOCAB.items() if k != "zip"},
                                                       3, TASKS, ("age",)))
     with pytest.raises(ValueError, match=r"no dense feature\(s\) \['age'\]"):
-        build_m3oe(_tiny_config(), MultiTaskDataSpec(TINY_VOCAB, 3, TASKS))
+        build_m3oe(_tiny_config(), DataSpec(TINY_VOCAB, 3, TASKS))
 
 
 def test_builds_from_a_multitask_dataset_and_trains():
@@ -203,7 +203,7 @@ def test_builds_from_a_multitask_dataset_and_trains():
     from mlora_tf.data import load_dataset
 
     ds = load_dataset("synthetic-mt", n_rows=600, n_users=60, n_items=40)
-    spec = MultiTaskDataSpec.from_dataset(ds)
+    spec = DataSpec.from_dataset(ds)
     assert spec.tasks == TASKS and spec.n_domains == 3
     config = _tiny_config()
     model = build_m3oe(config, spec)

@@ -11,7 +11,7 @@ import pytest
 from layer_testing import run_layer_checks
 from mlora_tf.layers import CGCGates
 from mlora_tf.models import (
-    MultiTaskDataSpec,
+    DataSpec,
     MultiTaskModelConfig,
     build_multitask_model,
     get_multitask_model,
@@ -33,7 +33,7 @@ def _seeded():
 
 
 def _spec(vocab=TINY_VOCAB):
-    return MultiTaskDataSpec(vocab, D, TASKS, ("age",))
+    return DataSpec(vocab, D, TASKS, ("age",))
 
 
 def _config(name, **overrides):

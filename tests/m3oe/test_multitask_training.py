@@ -17,8 +17,8 @@ from mlora_tf.config import MultiTaskRunConfig, MultiTaskTrainConfig
 from mlora_tf.data.registry import load_dataset
 from mlora_tf.models import MultiTaskModelConfig, build_multitask_model
 from mlora_tf.models import m3oe as m3oe_lib
-from mlora_tf.models.m3oe import MultiTaskDataSpec
-from mlora_tf.multitask_run import load_multitask_dataset, resolve_data, train_multitask_run
+from mlora_tf.models import DataSpec
+from mlora_tf.runs.multitask import load_multitask_dataset, resolve_data, train_multitask_run
 from mlora_tf.training.multitask import MultiTaskTrainer, pair_mean_loss
 
 TINY = dict(star_units=16, hidden_units=8, expert_units=4, tower_units=4, embedding_dim=4)
@@ -34,7 +34,7 @@ def _trainer(dataset, model="m3oe", seed=2022, **train):
     options = dict(TINY)
     if "fusion" in train:
         options["fusion"] = train.pop("fusion")
-    net = build_multitask_model(MultiTaskModelConfig(name=model, **options), MultiTaskDataSpec.from_dataset(dataset))
+    net = build_multitask_model(MultiTaskModelConfig(name=model, **options), DataSpec.from_dataset(dataset))
     settings = dict(batch_size=256, max_epochs=2, patience=5, seed=seed)
     settings.update(train)
     return MultiTaskTrainer(net, dataset, MultiTaskTrainConfig(**settings))
@@ -164,6 +164,21 @@ def test_a_killed_run_resumes_after_its_last_epoch(dataset, tmp_path):
     assert result["history"][:2] == json.loads(json.dumps(first.history))
     # The third epoch continued from the second's weights, not from scratch.
     assert result["history"][2]["val_auc"] != pytest.approx(first.history[0]["val_auc"], abs=1e-9)
+
+
+def test_tensorboard_scalars_of_every_epoch(dataset, tmp_path):
+    import tensorflow as tf
+
+    trainer = _trainer(dataset, max_epochs=2, patience=5)
+    result = trainer.fit(tensorboard_dir=str(tmp_path / "tb"))
+    events = [str(p) for p in (tmp_path / "tb").iterdir()]
+    assert events
+    values = {}
+    for event in tf.compat.v1.train.summary_iterator(events[0]):
+        for v in event.summary.value:
+            values.setdefault(v.tag, []).append((event.step, v.simple_value))
+    assert [s for s, _ in values["train/val_mean_auc"]] == [1, 2]
+    assert [v for _, v in values["train/val_mean_auc"]] == pytest.approx([h["val_auc"] for h in result["history"]])
 
 
 # ------------------------------------------------------------ the record

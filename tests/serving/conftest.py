@@ -8,7 +8,7 @@ from serving_helpers import SYNTHETIC, new_domain_frame, start_cli
 
 
 def _train(path, **model):
-    from mlora_tf.run import train_run
+    from mlora_tf.runs.train import train_run
 
     config = RunConfig(
         data=DataConfig(dataset="synthetic", options=dict(SYNTHETIC)),
@@ -34,7 +34,7 @@ def programs(mlora_run, tmp_path_factory):
     """`mlora-export`, `mlora-add-domain` and `mlora-evaluate` on the MLoRA run, all
     started at once in the background; each fixture or test waits for its own."""
     from mlora_tf.export import RunFolder
-    from mlora_tf.run import load_run_dataset
+    from mlora_tf.runs.train import load_run_dataset
 
     folder = tmp_path_factory.mktemp("programs")
     paths = {
@@ -85,7 +85,7 @@ def moe_export(moe_run, tmp_path_factory):
 def run_dataset():
     """The dataset both runs were trained on (re-loaded from a run config)."""
     from mlora_tf.export import RunFolder
-    from mlora_tf.run import load_run_dataset
+    from mlora_tf.runs.train import load_run_dataset
 
     def load(run_dir):
         return load_run_dataset(RunFolder.open(run_dir).config)

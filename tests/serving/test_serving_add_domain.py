@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from serving_helpers import new_domain_frame
-from mlora_tf.add_domain import add_domain
+from mlora_tf.runs.add_domain import add_domain
 from mlora_tf.config import RunConfig
 from mlora_tf.export import RunFolder, Vocabulary, export_run, load_export
 from mlora_tf.models import dense_stack_of

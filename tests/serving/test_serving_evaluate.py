@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from mlora_tf.data.interactions import read_interactions
-from mlora_tf.evaluate import evaluate, format_report
+from mlora_tf.runs.evaluate import evaluate, format_report
 from mlora_tf.export import RunFolder
 
 COLUMNS = ["uid", "pid", "domain", "label"]

@@ -61,10 +61,10 @@ class Setup:
 def _random_weights_run(path, config, dataset):
     """A multi-task run folder as `train_multitask_run` writes it, its model built
     with weights drawn at random (large enough that every id row matters)."""
-    from mlora_tf.models import MultiTaskDataSpec, build_multitask_model
+    from mlora_tf.models import DataSpec, build_multitask_model
     from mlora_tf.export.run_folder import save_vocabularies
 
-    model = build_multitask_model(config.model, MultiTaskDataSpec.from_dataset(dataset))
+    model = build_multitask_model(config.model, DataSpec.from_dataset(dataset))
     rng = np.random.default_rng(7)
     for variable in model.weights:
         variable.assign(rng.normal(0.0, 0.5, tuple(variable.shape)).astype(np.float32))
@@ -80,7 +80,7 @@ def _random_weights_run(path, config, dataset):
 def mt(tmp_path_factory):
     """The three runs and their exports; `saved_model_cli show` on the M3oE export
     started in the background."""
-    from mlora_tf.multitask_run import load_multitask_dataset, train_multitask_run
+    from mlora_tf.runs.multitask import load_multitask_dataset, train_multitask_run
 
     root = tmp_path_factory.mktemp("multitask")
     runs = {kind: str(root / "runs" / kind) for kind in KINDS}
@@ -279,8 +279,8 @@ def test_export_program_prints_the_multitask_signature(mt):
 
 
 def test_evaluate_and_add_domain_refuse_multitask_runs(mt, tmp_path):
-    from mlora_tf.add_domain import add_domain
-    from mlora_tf.evaluate import evaluate
+    from mlora_tf.runs.add_domain import add_domain
+    from mlora_tf.runs.evaluate import evaluate
 
     for path in (mt.runs["m3oe"], mt.exports["m3oe"]):
         with pytest.raises(ValueError, match=r"mlora-evaluate supports single-task runs only.*tasks click, like"):

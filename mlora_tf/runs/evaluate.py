@@ -226,7 +226,7 @@ def evaluate(
     if data is not None:
         columns, source = read_interactions(data, required=needed), data
     else:
-        from mlora_tf.run import load_run_dataset
+        from mlora_tf.runs.train import load_run_dataset
 
         dataset = load_run_dataset(config)
         columns, source = dataset.splits[split], f"split {split!r} of {dataset.name}"

@@ -3,6 +3,7 @@ experiment drivers call."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -17,7 +18,7 @@ from mlora_tf import __version__
 from mlora_tf.config import RunConfig
 from mlora_tf.data.registry import load_dataset
 from mlora_tf.export.run_folder import CHECKPOINTS_DIR, TENSORBOARD_DIR, write_run_folder
-from mlora_tf.models import DataSpec, build_model, dense_stack_of
+from mlora_tf.models import DataSpec, build_model, dense_stack_of, resolve_config
 from mlora_tf.training import Trainer, schedule_phases
 from mlora_tf.training.loops import resolve_loop
 from mlora_tf.training.distribute import is_chief, is_multi_worker
@@ -63,8 +64,10 @@ def train_run(
         dataset = load_run_dataset(config)
     logging.info("Dataset %s\n%s", dataset.name, dataset.summary())
     keras.utils.set_random_seed(config.train.seed)
+    data_spec = DataSpec.from_dataset(dataset)
+    config = dataclasses.replace(config, model=resolve_config(config.model, data_spec))  # what the record holds
     with strategy.scope():
-        model = build_model(config.model, DataSpec.from_dataset(dataset), graph_seed=config.train.seed)
+        model = build_model(config.model, data_spec, graph_seed=config.train.seed)
     stack = dense_stack_of(model)
     logging.info(
         "Model %s, adapter %s, dense stack %s, ranks %s", config.model.name, config.model.adapter,

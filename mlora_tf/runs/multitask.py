@@ -25,9 +25,9 @@ from absl import logging
 from mlora_tf import __version__
 from mlora_tf.config import DEFAULT_DENSE_FEATURES, DEFAULT_SPARSE_FEATURES, DataConfig, MultiTaskRunConfig
 from mlora_tf.data.registry import load_dataset
-from mlora_tf.export.run_folder import CHECKPOINTS_DIR, write_run_folder
+from mlora_tf.export.run_folder import CHECKPOINTS_DIR, TENSORBOARD_DIR, write_run_folder
 from mlora_tf.models import count_params
-from mlora_tf.models.m3oe import MultiTaskDataSpec
+from mlora_tf.models.data_spec import DataSpec
 from mlora_tf.models.multitask import build_multitask_model
 from mlora_tf.training.multitask import MultiTaskTrainer
 
@@ -74,23 +74,23 @@ def load_multitask_dataset(config: MultiTaskRunConfig):
     return dataset
 
 
-def fit_features(config: MultiTaskRunConfig, dataset) -> None:
-    """Use the dataset's own features when the model keeps M3oE's defaults and the data
-    lacks them (a user's multi-task CSV): its sparse features with `domain` last, then
-    its dense features."""
+def fit_features(config: MultiTaskRunConfig, dataset) -> MultiTaskRunConfig:
+    """`config`, or a new config using the dataset's own features when the model keeps
+    M3oE's defaults and the data lacks them (a user's multi-task CSV): its sparse
+    features with `domain` last, then its dense features."""
     model = config.model
     if (model.sparse_features, model.dense_features) != (DEFAULT_SPARSE_FEATURES, DEFAULT_DENSE_FEATURES):
-        return
+        return config
     columns = set(dataset.features) | set(dataset.dense_features)
     if set(model.sparse_features + model.dense_features) <= columns:
-        return
-    config.model = dataclasses.replace(
+        return config
+    model = dataclasses.replace(
         model,
         sparse_features=tuple(f for f in dataset.features if f != "domain") + ("domain",),
         dense_features=tuple(dataset.dense_features),
     )
-    logging.info("Model features from the data: sparse %s, dense %s",
-                 config.model.sparse_features, config.model.dense_features)
+    logging.info("Model features from the data: sparse %s, dense %s", model.sparse_features, model.dense_features)
+    return dataclasses.replace(config, model=model)
 
 
 def _embedding_params(model: keras.Model) -> int:
@@ -125,11 +125,14 @@ def metrics_record(metrics: dict) -> dict:
     }
 
 
-def train_multitask_run(config: MultiTaskRunConfig, output_dir: str | None = None, dataset=None) -> dict:
+def train_multitask_run(
+    config: MultiTaskRunConfig, output_dir: str | None = None, dataset=None, tensorboard: bool = False
+) -> dict:
     """Load the data, build the model, train it, score the test split.
 
     Writes `result.json` (atomically), `model.keras` and `vocab.npz` into `output_dir`
-    when given; `output_dir/checkpoints` lets a killed run resume after its last epoch.
+    when given; `output_dir/checkpoints` lets a killed run resume after its last epoch;
+    with `tensorboard`, per-epoch scalars go to `output_dir/tensorboard`.
 
     Returns:
         The result record (see the module docstring and README, "Multi-task runs").
@@ -138,9 +141,9 @@ def train_multitask_run(config: MultiTaskRunConfig, output_dir: str | None = Non
     if dataset is None:
         dataset = load_multitask_dataset(config)
     logging.info("Dataset %s\n%s", dataset.name, dataset.summary())
-    fit_features(config, dataset)
+    config = fit_features(config, dataset)
     keras.utils.set_random_seed(config.train.seed)
-    model = build_multitask_model(config.model, MultiTaskDataSpec.from_dataset(dataset))
+    model = build_multitask_model(config.model, DataSpec.from_dataset(dataset))
     trainer = MultiTaskTrainer(model, dataset, config.train)
     logging.info(
         "Model %s (%s), tasks %s, %d domains, %s loss, fusion %s", config.model.name, config.model.variant
@@ -148,7 +151,8 @@ def train_multitask_run(config: MultiTaskRunConfig, output_dir: str | None = Non
         "per-pair" if trainer.pair_loss else "mean", config.train.fusion_schedule if trainer.fusion_variables else "-",
     )
     checkpoint_dir = os.path.join(output_dir, CHECKPOINTS_DIR) if output_dir else None
-    fit = trainer.fit(checkpoint_dir=checkpoint_dir)
+    tb_dir = os.path.join(output_dir, TENSORBOARD_DIR) if (tensorboard and output_dir) else None
+    fit = trainer.fit(checkpoint_dir=checkpoint_dir, tensorboard_dir=tb_dir)
     test = metrics_record(trainer.evaluate("test"))
     val = metrics_record(trainer.evaluate("val"))
     total = count_params(model.trainable_weights)
