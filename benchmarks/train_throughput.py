@@ -126,7 +126,7 @@ def bench_trainer(name, adapter, dataset, spec, strategy, loop: str = "fast") ->
     phase = schedule_phases("joint", adapter)[0]
     with strategy.scope():
         trainer._enter_phase(phase)
-    train_epoch = getattr(trainer, "train_epoch", None) or trainer._train_epoch
+    train_epoch = trainer._train_epoch
     cpu = []  # process CPU seconds and examples of every epoch, the warm-up first
 
     def run_epoch():

@@ -135,6 +135,11 @@ def config_from_flags() -> RunConfig:
     if FLAGS.embedding_dim is not None:
         config.model.user_dim = config.model.item_dim = config.model.domain_dim = FLAGS.embedding_dim
     config.data.options.update(parse_options(FLAGS.data_options))
+    if FLAGS.dataset is None and FLAGS.data_dir:
+        from mlora_tf.data.registry import is_shard_dir, shard_dataset_name
+
+        if is_shard_dir(FLAGS.data_dir):  # a shard folder names its dataset
+            config.data.dataset = shard_dataset_name(FLAGS.data_dir)
     return config
 
 
@@ -262,7 +267,10 @@ def check_config(config, multitask: bool) -> None:
         get_multitask_model(config.model.name)
     else:
         get_backbone(config.model.name)
-    get_spec(config.data.dataset)
+    from mlora_tf.data.registry import is_shard_dir
+
+    if not is_shard_dir(config.data.data_dir):  # a shard folder's name is checked when it is opened
+        get_spec(config.data.dataset)
 
 
 def run_multitask(config=None) -> int:

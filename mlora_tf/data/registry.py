@@ -277,6 +277,7 @@ def load_dataset(
     domain_split: str | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
     seed: int = DEFAULT_SEED,
+    stream: bool = False,
     **options,
 ) -> MultiDomainDataset:
     """Loads a registered dataset, split into train / val / test per domain.
@@ -290,7 +291,10 @@ def load_dataset(
             `ml-1m/` (`ml_1m/`, `ml-100k/`). Default `$MLORA_TF_DATA_DIR` or
             `./datasets`. Ignored by `"synthetic"`. A folder written by
             `mlora-prepare --out_dir` (it holds `prepared.json`) is read as it is,
-            without raw files; see `mlora_tf.data.prepared`.
+            without raw files; see `mlora_tf.data.prepared`. A shard folder
+            (`mlora-prepare --format=tfrecord|parquet`, it holds a shard
+            `manifest.json`) is read per `stream`; `name` must then be the
+            manifest's `dataset` or `name` (or None), and no `options` apply.
         domain_split: what defines the domains. MovieLens: `"gender"` (default),
             `"age"` or `"occupation"`; Amazon: `"category_6"` (default) or
             `"category_13"`; Taobao: `"theme_<N>"` (default `"theme_10"`) or
@@ -302,6 +306,10 @@ def load_dataset(
             cached.
         seed: split seed (and generator seed for `"synthetic"`); 123 as the
             original.
+        stream: for a shard folder only: True returns a
+            `mlora_tf.data.streamed.StreamedDataset` (no row in memory; what
+            `mlora-train` trains on), False (default) reads every row into a
+            `MultiDomainDataset` (`ShardedDataset.to_memory`).
         **options: loader-specific options. All loaders accept `fractions`
             (train, val, test), default `(0.6, 0.2, 0.2)`; `"synthetic"` also
             takes the `SyntheticConfig` knobs (`n_domains`, `n_users`,
@@ -313,6 +321,8 @@ def load_dataset(
         FileNotFoundError: raw files missing (the message names them and the
             expected folder layout).
     """
+    if is_shard_dir(data_dir):
+        return _load_shard_dir(name, data_dir, stream=stream, options=options)
     spec = get_spec(name)
     unknown = sorted(set(options) - spec.options)
     if unknown:
@@ -347,3 +357,44 @@ def load_dataset(
     return spec.loader(
         data_dir=data_dir, domain_split=domain_split, cache_dir=cache_dir, seed=seed, **options
     )
+
+
+def is_shard_dir(folder) -> bool:
+    """`mlora_tf.data.shards.is_shard_dir` (imported here on use: it needs TensorFlow)."""
+    if folder is None or not os.path.isfile(os.path.join(os.fspath(folder), "manifest.json")):
+        return False
+    from mlora_tf.data import shards
+
+    return shards.is_shard_dir(folder)
+
+
+def shard_dataset_name(folder: str | os.PathLike) -> str:
+    """The dataset name of a shard folder: its manifest's `dataset` (the registry name
+    `mlora-prepare` was given), else its `name`."""
+    from mlora_tf.data import shards
+
+    manifest = shards.open_shards(folder, verify="size").manifest
+    return manifest.get("dataset") or manifest["name"]
+
+
+def _load_shard_dir(name, folder, *, stream: bool, options: Mapping):
+    """A shard folder: streamed (`StreamedDataset`) or read into memory."""
+    from mlora_tf.data import shards
+    from mlora_tf.data.streamed import StreamedDataset
+
+    opened = shards.open_shards(folder)
+    manifest = opened.manifest
+    names = [n for n in (manifest.get("dataset"), manifest.get("name")) if n]
+    if name is not None and name not in names:
+        raise ValueError(
+            f"{os.fspath(folder)} holds shards of dataset {names[0]!r}, not {name!r}: give --dataset={names[0]} "
+            f"or leave it out. Received: dataset={name!r}"
+        )
+    if options:
+        raise ValueError(
+            f"{os.fspath(folder)} is a prepared shard folder: loader options apply to mlora-prepare, not to "
+            f"reading it. Received: {sorted(options)}"
+        )
+    if stream:
+        return StreamedDataset(opened)
+    return opened.to_memory()

@@ -63,6 +63,13 @@ def resolve_data(data: DataConfig) -> DataConfig:
 def load_multitask_dataset(config: MultiTaskRunConfig):
     """Load the data of `config`, keep its `tasks` and `domains`."""
     d = resolve_data(config.data)
+    from mlora_tf.data.registry import is_shard_dir
+
+    if is_shard_dir(d.data_dir):
+        raise ValueError(
+            f"{d.data_dir} is a shard folder: multi-task training does not stream shards yet; prepare the data "
+            f"with mlora-prepare --format=npz for --task_set. Received: data_dir={d.data_dir}"
+        )
     dataset = load_dataset(
         d.dataset, data_dir=d.data_dir, domain_split=d.domain_split, cache_dir=d.cache_dir,
         seed=d.split_seed, **d.options,

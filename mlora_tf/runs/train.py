@@ -23,7 +23,10 @@ from mlora_tf.training import Trainer, schedule_phases
 from mlora_tf.training.loops import resolve_loop
 from mlora_tf.training.distribute import is_chief, is_multi_worker
 
-def load_run_dataset(config: RunConfig):
+def load_run_dataset(config: RunConfig, stream: bool = False):
+    """The run's dataset. A shard folder as `data_dir` is streamed with `stream=True`
+    (a `mlora_tf.data.streamed.StreamedDataset`, what `train_run` trains on), else read
+    into memory."""
     d = config.data
     return load_dataset(
         d.dataset,
@@ -31,6 +34,7 @@ def load_run_dataset(config: RunConfig):
         domain_split=d.domain_split,
         cache_dir=d.cache_dir,
         seed=d.split_seed,
+        stream=stream,
         **d.options,
     )
 
@@ -61,6 +65,7 @@ def train_run(
     if output_dir and not is_chief(strategy):
         output_dir = worker_dir = tempfile.mkdtemp(prefix="mlora_tf_worker_")
     if dataset is None:
+        # A shard folder is read into memory: the trainer does not stream yet.
         dataset = load_run_dataset(config)
     logging.info("Dataset %s\n%s", dataset.name, dataset.summary())
     keras.utils.set_random_seed(config.train.seed)
