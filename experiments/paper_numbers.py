@@ -254,7 +254,9 @@ PAPER_MOE_FIGURE2_NOTE = (
 #
 # PAPER_M3OE_TABLE2[model] = {"label": the paper's row name, "d{d}t{t}": AUC × 10^-2,
 # "overall_auc": AUC × 10^-2, "overall_logloss": logloss × 10^-2}, keyed by our
-# multi-task registry names (`m2m` has no implementation here). Our 0-based keys:
+# multi-task registry names. AdaTT and AdaTT-sp (`adatt`, `adatt_sp`) are rows of the
+# paper's Table 2 too, but m3oe.md §6 does not copy their numbers: they are absent here
+# until someone copies them from the paper (the driver prints "—" for them). Our 0-based keys:
 # the paper's d1, d2, d3 (age groups {1, 18}, {25}, {35-56}) are d0, d1, d2; its t1
 # (click) and t2 (like) are t0 and t1. "Overall" = the mean of the six pair AUCs.
 # As printed: every row's overall AUC is the mean of its six pair AUCs to rounding

@@ -48,10 +48,9 @@ SPLIT = "age3"  # M3oE's three age domains, the only split of its MovieLens setu
 FIRST_SEED = 2022  # run_MDMT.sh: --seed 2022 .. 2026
 DEFAULT_SEEDS = 5
 DEFAULT_EPOCHS = 50  # the original's --epoch default
-MODELS = ("mlp", "star", "shared_bottom", "mmoe", "ple", "m3oe", "mlora_sb")
-PAPER_BASELINES = ("mlp", "star", "shared_bottom", "mmoe", "ple")
-PAPER_ONLY = ("m2m",)  # in the paper's Table 2, not implemented here: a paper row when every paper baseline runs
-ROW_ORDER = ("mlp", "star", "shared_bottom", "mmoe", "ple", "m2m", "m3oe", "mlora_sb")  # the paper's, then ours
+MODELS = ("mlp", "star", "shared_bottom", "mmoe", "ple", "adatt", "adatt_sp", "m2m", "m3oe", "mlora_sb")
+PAPER_BASELINES = ("mlp", "star", "shared_bottom", "mmoe", "ple", "adatt", "adatt_sp", "m2m")  # every Table 2 baseline
+ROW_ORDER = MODELS  # the paper's rows (its baselines, then M3oE), then ours
 DEFAULT = "default"  # the variant of a model without ablation
 # Table 3: (variant, label, MultiTaskModelConfig fields), the paper's order.
 ABLATIONS = (
@@ -220,7 +219,7 @@ def comparison_lines(store: RunStore, models, seeds) -> list[str]:
     the paired t-test over seeds; the same against each of our own models."""
     means = {m: mean_std(_by_seed(store, "overall_auc", seeds, model=m, adapter=DEFAULT).values())[0] for m in models}
     means = {m: v for m, v in means.items() if not math.isnan(v)}
-    baselines = {m: v for m, v in means.items() if m != "m3oe" and m in PAPER_M3OE_TABLE2}
+    baselines = {m: v for m, v in means.items() if m in PAPER_BASELINES}
     paper_base = PAPER_M3OE_RELAIMPR["baseline"]
     paper_text = (f"paper: {PAPER_M3OE_RELAIMPR['percent']:+.2f}% over {PAPER_M3OE_TABLE2[paper_base]['label']}, "
                   f"{PAPER_M3OE_TABLE2['m3oe']['overall_auc']:.2f} vs {PAPER_M3OE_TABLE2[paper_base]['overall_auc']:.2f}")
@@ -264,19 +263,19 @@ def table2_markdown(store: RunStore, models, tag: str, dataset: str, seeds, note
         "| model | seeds | " + " | ".join(headers) + " | overall AUC | overall logloss |",
         "|---|---|" + "---|" * len(columns),
     ]
-    full_table = set(PAPER_BASELINES) <= set(models)
-    for model in _row_order(list(models) + (list(PAPER_ONLY) if full_table else [])):
+    for model in _row_order(list(models)):
         label = _label(model)
-        if model not in PAPER_ONLY:
-            n = len(_by_seed(store, "overall_auc", seeds, model=model, adapter=DEFAULT))
-            cells = [_ours(store, f"pair_auc.{k}", seeds, model=model, adapter=DEFAULT) for k in keys]
-            cells += [_ours(store, m, seeds, model=model, adapter=DEFAULT) for m in METRIC_COLUMNS]
-            lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
+        n = len(_by_seed(store, "overall_auc", seeds, model=model, adapter=DEFAULT))
+        cells = [_ours(store, f"pair_auc.{k}", seeds, model=model, adapter=DEFAULT) for k in keys]
+        cells += [_ours(store, m, seeds, model=model, adapter=DEFAULT) for m in METRIC_COLUMNS]
+        lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
         paper = PAPER_M3OE_TABLE2.get(model)
         if paper:
-            suffix = " (not implemented here)" if model in PAPER_ONLY else ""
-            lines.append(f"| *paper: {paper['label']}{suffix}* | 5 | "
+            lines.append(f"| *paper: {paper['label']}* | 5 | "
                          + " | ".join(_paper(paper.get(c)) for c in columns) + " |")
+        elif model in PAPER_BASELINES:  # a row of the paper whose numbers paper_numbers.py lacks
+            lines.append(f"| *paper: {label} (numbers not in paper_numbers.py)* | — | "
+                         + " | ".join("—" for _ in columns) + " |")
     lines += ["", *comparison_lines(store, models, seeds), ""]
     if dataset != "ml-1m":
         lines.append(f"The paper's numbers are MovieLens-1M's; this run is on {dataset}: they are a reference, not a target.")

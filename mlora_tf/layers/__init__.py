@@ -9,11 +9,15 @@ from mlora_tf.layers import interactions  # noqa: F401  (registers the interacti
 from mlora_tf.layers.interactions import *  # noqa: F401,F403
 from mlora_tf.layers import m3oe  # noqa: F401  (registers the M3oE layers)
 from mlora_tf.layers.m3oe import (  # noqa: F401
+    AdaTTFusion,
     CGCGates,
     DomainRepresentation,
     DomainTaskTowers,
     ExpertBank,
     ExpertFusion,
     ExpertGates,
+    GroupedExpertBank,
     LNDense,
+    MetaAttention,
+    MetaUnit,
 )

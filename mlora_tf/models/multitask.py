@@ -23,6 +23,7 @@ import keras
 
 from mlora_tf.config import MultiTaskModelConfig  # noqa: F401  (defined there)
 from mlora_tf.models import mdmt  # noqa: F401  (registers the baselines)
+from mlora_tf.models import mdmt_fusion  # noqa: F401  (registers AdaTT, AdaTT-sp, M2M)
 from mlora_tf.models.data_spec import DataSpec
 from mlora_tf.models.m3oe import build_m3oe
 from mlora_tf.models.mdmt_parts import check_data, embed_inputs, input_vector, task_outputs  # noqa: F401

@@ -118,7 +118,7 @@ def test_one_registry_keyed_by_name_and_kind():
     assert multi.adapters == () and multi.group == "multi-domain multi-task"
     assert list_models() == list_models("single_task") + list_models("multi_task")
     assert list_models("multi_task") == list_multitask_models()
-    with pytest.raises(ValueError, match=r"Unknown multi-task model 'wdl'\. Valid models: m3oe, "):
+    with pytest.raises(ValueError, match=r"Unknown multi-task model 'wdl'\. Valid models: adatt, adatt_sp, m2m, m3oe, "):
         get_model("wdl", "multi_task")
     with pytest.raises(ValueError, match=r"`kind` must be one of \['single_task', 'multi_task'\]"):
         get_model("wdl", "backbone")

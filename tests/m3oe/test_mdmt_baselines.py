@@ -24,6 +24,7 @@ TINY_VOCAB = {"uid": 20, "pid": 15, "gender": 2, "occupation": 5, "zip": 7, "cat
 TASKS = ("click", "like")
 D, T = 3, 2
 BASELINES = ("mlp", "shared_bottom", "mmoe", "ple", "star", "mlora_sb")
+FUSION_BASELINES = ("adatt", "adatt_sp", "m2m")  # mlora_tf.models.mdmt_fusion
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +77,8 @@ def _n_params(model):
 
 def test_registry_lists_m3oe_and_the_six_baselines():
     specs = {s.name: s for s in list_multitask_models()}
-    assert set(specs) == {"m3oe", *BASELINES}
+    assert set(specs) == {"m3oe", *BASELINES, *FUSION_BASELINES}  # the latter: test_mdmt_fusion.py
+    specs = {n: specs[n] for n in ("m3oe", *BASELINES)}
     assert {n: specs[n].paper_name for n in specs} == {
         "m3oe": "M3oE", "mlp": "MLP", "shared_bottom": "ShBot-MDMT", "mmoe": "MMoE-MDMT",
         "ple": "PLE-MDMT", "star": "STAR", "mlora_sb": None,
@@ -94,7 +96,7 @@ def test_baselines_refuse_m3oe_ablation_flags(name, flag):
 
 
 def test_unknown_model_lists_the_valid_names():
-    with pytest.raises(ValueError, match="Valid models: m3oe, mlora_sb, mlp, mmoe, ple, shared_bottom, star"):
+    with pytest.raises(ValueError, match="Valid models: adatt, adatt_sp, m2m, m3oe, mlora_sb, mlp, mmoe, ple, shared_bottom, star"):
         get_multitask_model("mmoe_mdmt")
 
 
