@@ -33,6 +33,19 @@ bench-peer:
 	$(PEER_VENV)/bin/python -m pip install -q "deepctr==0.9.4" "tf-keras~=2.21.0" "tensorflow~=2.21.0" numpy
 	TF_USE_LEGACY_KERAS=1 $(PEER_VENV)/bin/python benchmarks/peer_deepctr.py $(BENCH_ARGS)
 
+.PHONY: bench-peer-torch
+# DeepCTR-Torch 0.3.0's WDL on PyTorch, in its own venv (never a dependency of the package). torch is
+# installed first by its exact pin, which takes the CPU build that pip finds on the developers' machines
+# (PEER_TORCH_PIP passes pip further options, e.g. where to find a CPU build elsewhere); deepctr-torch's
+# own `torch>=2.4` is then satisfied. It imports `requests` without declaring it.
+PEER_TORCH_VENV ?= .venv-peer-torch
+PEER_TORCH_PIP ?=
+bench-peer-torch:
+	test -x $(PEER_TORCH_VENV)/bin/python || $(PYTHON) -m venv $(PEER_TORCH_VENV)
+	$(PEER_TORCH_VENV)/bin/python -m pip install -q $(PEER_TORCH_PIP) "torch==2.13.0" numpy absl-py requests
+	$(PEER_TORCH_VENV)/bin/python -m pip install -q $(PEER_TORCH_PIP) "deepctr-torch==0.3.0"
+	$(PEER_TORCH_VENV)/bin/python benchmarks/peer_torch.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(PEER_VENV) *.egg-info
 
@@ -84,3 +97,12 @@ M3OE_SEEDS = $(if $(filter command line environment environment override,$(origi
 M3OE_ARGS ?=
 reproduce-m3oe: $(STAMP)
 	$(PY) experiments/reproduce_m3oe.py --dataset=$(DATASET) --data_dir=$(DATA_DIR) --seeds=$(M3OE_SEEDS) $(M3OE_ARGS)
+
+.PHONY: reproduce-multidomain
+# Every single-task multi-domain model, Base and +MLoRA, one table: DATASET/DATA_DIR/SEEDS/SPLIT/LOOP
+# as above; PROTOCOL=mlora|scenario_wise_rec (Scenario-Wise-Rec's MovieLens: 3 age domains, random
+# 8:1:1, embedding 16); MULTIDOMAIN_ARGS passes further flags (--models, --max_epochs, ...).
+PROTOCOL ?= mlora
+MULTIDOMAIN_ARGS ?=
+reproduce-multidomain: $(STAMP)
+	$(PY) experiments/reproduce_multidomain.py $(REPRO_FLAGS) --protocol=$(PROTOCOL) $(MULTIDOMAIN_ARGS)

@@ -214,3 +214,62 @@ def write_json(path: str, payload: dict) -> None:
     with open(path, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=True)
         f.write("\n")
+
+
+# ------------------------------------------------------------------ the peers
+PEER_MODES = ("per-domain", "mixed")
+"""How a peer is fed: `fit` once per domain, domains in a fresh random order each epoch
+(as our trainer and the original code), or one `fit` over all rows, shuffled."""
+
+
+def check_peer_modes(modes) -> str | None:
+    """None if `modes` are valid `PEER_MODES`, else the reason."""
+    unknown = [m for m in modes if m not in PEER_MODES]
+    if unknown or not modes:
+        return f"--modes: unknown {unknown}. Valid: {', '.join(PEER_MODES)}"
+    return None
+
+
+def peer_epoch(mode: str, data: dict, fit, seed: int):
+    """`run_epoch()` (for `time_epochs`) of a peer fed as its users feed it:
+    `fit(x, y)` on numpy columns `{feature: array}`, once per domain ("per-domain") or
+    once over the whole training split ("mixed"); returns the examples it consumed."""
+    train = data["splits"]["train"]
+    if mode == "per-domain":
+        inputs = [({f: rows[f] for f in FEATURES}, rows["label"]) for rows in domain_rows(train, data["n_domains"])]
+        rng = np.random.default_rng(seed)
+
+        def run_epoch():
+            examples = 0
+            for d in rng.permutation(len(inputs)):
+                x, y = inputs[d]
+                if len(y):
+                    fit(x, y)
+                    examples += len(y)
+            return examples
+
+        return run_epoch
+    x_all, y_all = {f: train[f] for f in FEATURES}, train["label"]
+
+    def run_epoch():
+        fit(x_all, y_all)
+        return len(y_all)
+
+    return run_epoch
+
+
+def peer_table(results) -> str:
+    """The peers' result table: configuration, path, feeding, ex/s, median epoch and
+    warm-up seconds, training FLOPs per example and the GFLOP/s they give."""
+    titles = ("configuration", "path", "feeding", "ex/s", "epoch s", "warm-up s", "train FLOP/ex", "GFLOP/s")
+    rows = []
+    for r in results:
+        epoch_s = sorted(r["epoch_seconds"])[len(r["epoch_seconds"]) // 2]
+        rows.append((r["configuration"], r["path"], r["feeding"], f"{r['examples_per_second']:,.0f}",
+                     f"{epoch_s:.2f}", f"{r['warmup_seconds']:.1f}", f"{r['flops_per_example']:,}",
+                     f"{r['flops_per_example'] * r['examples_per_second'] / 1e9:.1f}"))
+    widths = [max(len(t), *(len(row[i]) for row in rows)) for i, t in enumerate(titles)]
+    align = ["<", "<", "<", ">", ">", ">", ">", ">"]
+    lines = ["  ".join(f"{t:{a}{w}}" for t, a, w in zip(titles, align, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths)) for row in rows]
+    return "\n".join(lines)

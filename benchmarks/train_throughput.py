@@ -15,8 +15,19 @@ time, batch 1024), after one warm-up epoch that includes tracing; reports the me
   with `tf.data.experimental.make_csv_dataset`, and `fit(epochs=1)` one domain at a
   time. Ratios in the table are relative to this path.
 
-The data comes from `benchmarks/common.py`, shared with `peer_deepctr.py`, so the
-DeepCTR figure is measured on the very same rows. Prints a table; no assertions.
+Peers, each in its own venv and timed in the same run when the venv exists, fed the way
+their users feed them (`fit` on numpy columns), both per domain and on mixed batches:
+
+* DeepCTR 0.9.4's WDL on tf-keras (`peer_deepctr.py`, `--peer_python`);
+* DeepCTR-Torch 0.3.0's WDL on PyTorch (`peer_torch.py`, `--peer_torch_python`).
+
+The data comes from `benchmarks/common.py`, shared with the peers, so every figure is
+measured on the very same rows. After the speed table come our ratios to every peer
+figure, and the roofline: each path's training FLOPs per example (`flops.py`: 2 m n per
+row and matmul, one per element of a bias, activation, dropout or adapter sum, 3x the
+forward pass for training; counted from the built model's layers), the achieved
+GFLOP/s (FLOPs per example x ex/s) and its share of a `tf.matmul` float32 peak measured
+in the same process (`--matmul_size`). Prints tables; no assertions.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import common  # noqa: E402
+import flops  # noqa: E402
 from mlora_tf.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from mlora_tf.data.dataset import MultiDomainDataset  # noqa: E402
 from mlora_tf.models import DataSpec, build_model  # noqa: E402
@@ -74,6 +86,12 @@ flags.DEFINE_string(
     "Python of the DeepCTR venv (`make bench-peer` builds it): when it exists, DeepCTR's WDL is timed on the same "
     "data in the same run and the table shows our ratio to it. Empty: skip.",
 )
+flags.DEFINE_string(
+    "peer_torch_python", ".venv-peer-torch/bin/python",
+    "Python of the DeepCTR-Torch venv (`make bench-peer-torch` builds it): when it exists, DeepCTR-Torch's WDL is "
+    "timed on the same data in the same run and the tables show our ratio to it. Empty: skip.",
+)
+flags.DEFINE_integer("matmul_size", 1024, "Side of the square float32 matmuls of the measured peak (0: skip the roofline).")
 flags.DEFINE_boolean("original_loop", True, "Also time WDL+MLoRA under --loop=original (the yardstick) in the same run.")
 flags.DEFINE_boolean("skip_csv", False, "Skip the csv-pipeline path.")
 flags.DEFINE_boolean("skip_keras_fit", False, "Skip the keras-fit path.")
@@ -122,6 +140,8 @@ def new_model(name: str, adapter: str, spec: DataSpec, strategy, loop: str = "fa
 # ------------------------------------------------------------------ our trainer
 def bench_trainer(name, adapter, dataset, spec, strategy, loop: str = "fast") -> dict:
     model = new_model(name, adapter, spec, strategy, loop)
+    # The trainer's passes run one domain per batch: adapters take their one-slot path.
+    flop_counts = flops.train_flops_per_example(model)
     trainer = Trainer(model, dataset, run_config(name, adapter, loop).train, strategy=strategy)
     phase = schedule_phases("joint", adapter)[0]
     with strategy.scope():
@@ -137,6 +157,7 @@ def bench_trainer(name, adapter, dataset, spec, strategy, loop: str = "fast") ->
 
     result = common.time_epochs(run_epoch, FLAGS.epochs)
     result["replicas"] = strategy.num_replicas_in_sync
+    result.update(flops_per_example=flop_counts["train"], flops=flop_counts, adapter_arithmetic="one slot")
     # Examples per CPU-second of this process (all its threads): less sensitive than
     # wall-clock ex/s to other programs sharing the CPU; compare runs with it.
     result["epoch_cpu_seconds"] = [c for c, _ in cpu[1:]]
@@ -183,7 +204,15 @@ def bench_keras_fit(data, spec, strategy) -> dict:
         datasets.append(ds.batch(FLAGS.batch_size).prefetch(tf.data.AUTOTUNE))
     result = time_fit(model, datasets, [len(r["label"]) for r in per_domain])
     result["jit_compile"] = bool(model.jit_compile)
+    add_fit_flops(result, model)
     return result
+
+
+def add_fit_flops(result: dict, model: keras.Model) -> None:
+    """The FLOPs of a Keras `fit` path. Its batches hold one domain each (one `fit` per
+    domain), so the dense stack's per-batch test routes them to one adapter slot."""
+    flop_counts = flops.train_flops_per_example(model)
+    result.update(flops_per_example=flop_counts["train"], flops=flop_counts, adapter_arithmetic="one slot")
 
 
 def write_domain_csvs(data, folder) -> list[str]:
@@ -224,51 +253,64 @@ def bench_csv(data, spec, strategy) -> dict:
         ]
         result = time_fit(model, datasets, sizes)
     result["jit_compile"] = bool(model.jit_compile)
+    add_fit_flops(result, model)
     return result
 
 
 # ---------------------------------------------------------------------- main
-def run_peer():
-    """DeepCTR's WDL on the same data, in its own venv (None when that venv is absent)."""
+def run_peer(name: str, python: str, script: str, make_target: str, env=None) -> list:
+    """A peer's figures on the same data, from its own venv (empty when that venv is absent)."""
     import json
     import subprocess
 
-    if not FLAGS.peer_python or not os.path.exists(FLAGS.peer_python):
-        print(f"  (no DeepCTR venv at {FLAGS.peer_python!r}: `make bench-peer` builds it; peer skipped)", flush=True)
-        return None
+    if not python or not os.path.exists(python):
+        print(f"  (no {name} venv at {python!r}: `make {make_target}` builds it; peer skipped)", flush=True)
+        return []
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "peer.json")
         here = os.path.dirname(os.path.abspath(__file__))
-        env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
-        cmd = [FLAGS.peer_python, os.path.join(here, "peer_deepctr.py"), f"--json_out={out}",
-               f"--rows={FLAGS.rows}", f"--domains={FLAGS.domains}", f"--seed={FLAGS.seed}", f"--epochs={FLAGS.epochs}"]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        cmd = [python, os.path.join(here, script), f"--json_out={out}", f"--rows={FLAGS.rows}",
+               f"--domains={FLAGS.domains}", f"--seed={FLAGS.seed}", f"--epochs={FLAGS.epochs}",
+               f"--batch_size={FLAGS.batch_size}"]
+        proc = subprocess.run(cmd, env=dict(os.environ, **(env or {})), capture_output=True, text=True)
         if proc.returncode != 0 or not os.path.exists(out):
-            print(f"  DeepCTR peer failed:\n{proc.stderr[-2000:]}", flush=True)
-            return None
+            print(f"  {name} peer failed:\n{proc.stderr[-2000:]}", flush=True)
+            return []
         with open(out) as f:
             peer = json.load(f)
-    result = dict(peer["results"][0])
-    result.setdefault("configuration", "WDL (DeepCTR)")
-    result.setdefault("path", "deepctr-fit")
-    return result
+    return [dict(r) for r in peer["results"]]
+
+
+def run_peers() -> list:
+    """Every peer's figures: DeepCTR (tf-keras) and DeepCTR-Torch, per domain and mixed."""
+    results = run_peer("DeepCTR", FLAGS.peer_python, "peer_deepctr.py", "bench-peer", {"TF_USE_LEGACY_KERAS": "1"})
+    for r in results:
+        r.setdefault("configuration", "WDL (DeepCTR)")
+        r.setdefault("path", "deepctr-fit")
+    return results + run_peer("DeepCTR-Torch", FLAGS.peer_torch_python, "peer_torch.py", "bench-peer-torch")
+
+
+PEER_PATHS = ("deepctr-fit", "deepctr-fit-mixed", "torch-fit", "torch-fit-mixed")
 
 
 def format_table(results, header_lines) -> str:
     csv_speed = next((r["examples_per_second"] for r in results if r["path"] == "csv-pipeline"), None)
     peer_speed = next((r["examples_per_second"] for r in results if r["path"] == "deepctr-fit"), None)
+    torch_speed = next((r["examples_per_second"] for r in results if r["path"] == "torch-fit"), None)
     rows = []
     for r in results:
         ratio = f"{r['examples_per_second'] / csv_speed:.2f}x" if csv_speed else "n/a"
         r["ratio_to_csv"] = r["examples_per_second"] / csv_speed if csv_speed else None
         r["ratio_to_deepctr"] = r["examples_per_second"] / peer_speed if peer_speed else None
         peer_ratio = f"{r['ratio_to_deepctr']:.2f}x" if peer_speed else "n/a"
+        r["ratio_to_torch"] = r["examples_per_second"] / torch_speed if torch_speed else None
+        torch_ratio = f"{r['ratio_to_torch']:.2f}x" if torch_speed else "n/a"
         epoch_s = sorted(r["epoch_seconds"])[len(r["epoch_seconds"]) // 2]
         rows.append((r["configuration"], r["path"], f"{r['examples_per_second']:,.0f}", f"{epoch_s:.2f}",
-                     f"{r['warmup_seconds']:.1f}", ratio, peer_ratio))
-    titles = ("configuration", "path", "ex/s", "epoch s", "warm-up s", "vs csv", "vs DeepCTR")
+                     f"{r['warmup_seconds']:.1f}", ratio, peer_ratio, torch_ratio))
+    titles = ("configuration", "path", "ex/s", "epoch s", "warm-up s", "vs csv", "vs DeepCTR", "vs Torch")
     widths = [max(len(t), *(len(row[i]) for row in rows)) for i, t in enumerate(titles)]
-    align = ["<", "<", ">", ">", ">", ">", ">"]
+    align = ["<", "<", ">", ">", ">", ">", ">", ">"]
 
     def line(cells):
         return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths))
@@ -280,6 +322,62 @@ def format_table(results, header_lines) -> str:
     return "\n".join(out)
 
 
+def format_columns(titles, align, rows) -> list[str]:
+    widths = [max(len(t), *(len(row[i]) for row in rows)) for i, t in enumerate(titles)]
+
+    def line(cells):
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+
+    return [line(titles), "  ".join("-" * w for w in widths)] + [line(row) for row in rows]
+
+
+def format_peer_ratios(results) -> str:
+    """Our trainer's WDL-MLoRA (and WDL-Base) against every peer figure of the run."""
+    peers = [r for r in results if r["path"] in PEER_PATHS]
+    ours = [r for r in results if r["path"] == "trainer" and r["configuration"] in ("WDL-MLoRA", "WDL-Base")]
+    if not peers or not ours:
+        return ""
+    rows = []
+    for p in peers:
+        cells = [p["configuration"], p["path"], p.get("feeding", "per-domain"), f"{p['examples_per_second']:,.0f}"]
+        cells += [f"{r['examples_per_second'] / p['examples_per_second']:.2f}x" for r in ours]
+        rows.append(tuple(cells))
+    titles = ("peer", "path", "feeding", "ex/s") + tuple(f"{r['configuration']} vs it" for r in ours)
+    return "\n".join(["", "Our trainer against the peers (fed as their users feed them):"]
+                     + format_columns(titles, ["<", "<", "<", ">"] + [">"] * len(ours), rows))
+
+
+def format_roofline(results, peak) -> str:
+    """FLOPs per example, achieved GFLOP/s and its share of the measured matmul peak."""
+    rows = []
+    for r in results:
+        if not r.get("flops_per_example"):
+            continue
+        r["gflops"] = r["flops_per_example"] * r["examples_per_second"] / 1e9
+        r["peak_share"] = r["gflops"] / peak["gflops"] if peak else None
+        share = f"{100 * r['peak_share']:.1f} %" if peak else "n/a"
+        rows.append((r["configuration"], r["path"], r.get("adapter_arithmetic", "-"),
+                     f"{r['flops_per_example']:,}", f"{r['examples_per_second']:,.0f}", f"{r['gflops']:.1f}", share))
+    if not rows:
+        return ""
+    out = [""]
+    if peak:
+        out.append(f"Roofline: tf.matmul float32 {peak['size']}x{peak['size']}, {peak['streams']} independent chains "
+                   f"(this process's thread pools): {peak['gflops']:.1f} GFLOP/s, best of {len(peak['seconds'])}")
+    out.append("train FLOP/ex: 3 x forward (2 m n per matmul row, 1 per bias/activation/dropout/adapter-sum element; "
+               "gathers and optimizer left out)")
+    out += format_columns(("configuration", "path", "adapters", "train FLOP/ex", "ex/s", "GFLOP/s", "of peak"),
+                          ["<", "<", "<", ">", ">", ">", ">"], rows)
+    speeds = {r["configuration"]: r for r in results if r["path"] == "trainer"}
+    for name in FLAGS.models:
+        base, mlora = speeds.get(f"{LABELS[name]}-Base"), speeds.get(f"{LABELS[name]}-MLoRA")
+        if base and mlora:
+            out.append(f"{LABELS[name]}: MLoRA's epoch takes {base['examples_per_second'] / mlora['examples_per_second']:.2f}x "
+                       f"Base's time at {FLAGS.domains} domains, for {mlora['flops_per_example'] / base['flops_per_example']:.2f}x "
+                       "its FLOPs")
+    return "\n".join(out)
+
+
 def main(argv):
     del argv
     for value, valid, what in ((FLAGS.models, MODELS, "--models"), (FLAGS.adapters, ADAPTERS, "--adapters")):
@@ -288,6 +386,8 @@ def main(argv):
             raise app.UsageError(f"{what}: unknown {unknown}. Valid: {', '.join(valid)}")
     if FLAGS.epochs < 1 or FLAGS.fit_epochs < 1:
         raise app.UsageError("--epochs and --fit_epochs must be >= 1")
+    if FLAGS.matmul_size < 0:
+        raise app.UsageError("--matmul_size must be >= 0 (0: no roofline)")
     if FLAGS.strategy == "multi_worker" and not (FLAGS.skip_keras_fit and FLAGS.skip_csv):
         raise app.UsageError("--strategy=multi_worker times the trainer only: add --skip_keras_fit --skip_csv")
     if FLAGS.cpu_devices is not None:
@@ -324,10 +424,10 @@ def main(argv):
         record(keras_label, "keras-fit", bench_keras_fit(data, spec, strategy))
     if not FLAGS.skip_csv:
         record(keras_label, "csv-pipeline", bench_csv(data, spec, strategy))
-    peer = run_peer()
-    if peer is not None:
+    for peer in run_peers():
         results.append(peer)
         print(f"  {peer['configuration']:<12} {peer['path']:<13} {peer['examples_per_second']:>10,.0f} ex/s", flush=True)
+    peak = flops.matmul_peak(size=FLAGS.matmul_size) if FLAGS.matmul_size > 0 else None
 
     info = common.machine_info()
     header = [
@@ -342,6 +442,9 @@ def main(argv):
         "",
     ]
     print(format_table(results, header))
+    for block in (format_peer_ratios(results), format_roofline(results, peak)):
+        if block:
+            print(block)
     if FLAGS.json_out and distribute.is_chief(strategy):
         common.write_json(
             FLAGS.json_out,
@@ -362,6 +465,7 @@ def main(argv):
                     "replicas": strategy.num_replicas_in_sync,
                     "cpu_devices": FLAGS.cpu_devices,
                 },
+                "matmul_peak": peak,
                 "results": results,
             },
         )

@@ -291,8 +291,9 @@ def load_multitask_or_explain(program: str, config):
     return None
 
 
-def cell_config(cell: Cell, dataset: str, data_dir, options: dict, max_epochs: int, **train):
-    """The RunConfig of one grid cell."""
+def cell_config(cell: Cell, dataset: str, data_dir, options: dict, max_epochs: int, model: dict | None = None, **train):
+    """The RunConfig of one grid cell; `model`: further `ModelConfig` fields (a
+    protocol's embedding sizes), `train`: further `TrainConfig` fields."""
     from mlora_tf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
     return RunConfig(
@@ -301,6 +302,7 @@ def cell_config(cell: Cell, dataset: str, data_dir, options: dict, max_epochs: i
             name=cell.model, adapter=cell.adapter, lora_reduce=cell.lora_reduce, as_shipped=cell.as_shipped,
             experts_per_domain=cell.experts_per_domain or 1,
             **({} if cell.hidden_units is None else {"hidden_units": tuple(cell.hidden_units)}),
+            **(model or {}),
         ),
         train=TrainConfig(seed=cell.seed, max_epochs=max_epochs, **train),
     )

@@ -1,6 +1,8 @@
 """A shard folder as `--data_dir`: `load_dataset` reads it (in memory, or as a
-`StreamedDataset` with `stream=True`), and `mlora-train` trains on it."""
+`StreamedDataset` with `stream=True`), and `mlora-train` streams it (or, with
+`--stream=false`, trains on it in memory: the same run)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -41,11 +43,38 @@ def test_a_shard_folder_of_another_dataset_or_with_options_is_refused(shard_dir)
         load_dataset("tiny", data_dir=shard_dir, n_rows=10)
 
 
-def test_mlora_train_on_a_shard_folder(shard_dir, tmp_path):
+def _train(shard_dir, output_dir, *extra):
     result = subprocess.run(
         [sys.executable, "-m", "mlora_tf.cli.train", f"--data_dir={shard_dir}", "--model=wdl", "--adapter=none",
-         "--max_epochs=1", f"--output_dir={tmp_path}"],
+         "--max_epochs=1", f"--output_dir={output_dir}", *extra],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert os.path.exists(os.path.join(tmp_path, "result.json"))
+    assert os.path.exists(os.path.join(output_dir, "result.json"))
+    return result
+
+
+def test_mlora_train_on_a_shard_folder(shard_dir, tmp_path):
+    # The folder streams by default; --stream=false reads it into memory: the same run.
+    streamed = _train(shard_dir, tmp_path / "streamed")
+    assert "streamed from" in streamed.stderr
+    memory = _train(shard_dir, tmp_path / "memory", "--stream=false")
+    assert "streamed from" not in memory.stderr
+    records = [json.loads((tmp_path / name / "result.json").read_text()) for name in ("streamed", "memory")]
+    for key in ("domain_auc", "domain_logloss", "domain_test_size", "wauc", "logloss", "val"):
+        assert records[0][key] == records[1][key], key
+    assert records[0]["dataset"]["sizes"] == tiny_dataset().sizes()
+    vocabularies = [np.load(tmp_path / name / "vocab.npz") for name in ("streamed", "memory")]
+    assert sorted(vocabularies[0].files) == sorted(vocabularies[1].files)
+    for name in vocabularies[0].files:
+        np.testing.assert_array_equal(vocabularies[0][name], vocabularies[1][name])
+
+
+def test_mlora_train_refuses_to_stream_a_full_permutation(shard_dir, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mlora_tf.cli.train", f"--data_dir={shard_dir}", "--model=wdl", "--adapter=none",
+         "--max_epochs=1", "--shuffle=permutation", f"--output_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "needs every row in memory" in result.stderr and "--stream=false" in result.stderr

@@ -67,6 +67,10 @@ flags.DEFINE_list("numeric_features", None, "csv: numeric columns, bucketised in
 flags.DEFINE_integer("n_buckets", None, "csv: quantile buckets per numeric column (default 10).", flag_values=FLAGS)
 flags.DEFINE_string("split_column", None, "csv: a column with values train/val/test that gives the split.", flag_values=FLAGS)
 flags.DEFINE_string("delimiter", None, "csv: field delimiter (default ',').", flag_values=FLAGS)
+flags.DEFINE_list("hash_buckets", None, "csv: feature:N,... (e.g. user:1000000,item:200000; a column name or uid/pid): "
+                  "hash those categorical features' raw values (text or integers) into N buckets instead of building "
+                  "their vocabulary (no vocabulary pass, no OOV row; the export hashes the same way). Not with "
+                  "--format=tfrecord|parquet, nor for the domain column.", flag_values=FLAGS)
 tf_log.define_flag(FLAGS)
 
 
@@ -128,6 +132,7 @@ def _request() -> tuple[str, str | None, dict]:
         "path": FLAGS.path, "domain_column": FLAGS.domain_column, "label_column": FLAGS.label_column,
         "features": FLAGS.features, "numeric_features": FLAGS.numeric_features,
         "n_buckets": FLAGS.n_buckets, "split_column": FLAGS.split_column, "delimiter": FLAGS.delimiter,
+        "hash_buckets": FLAGS.hash_buckets,
     }
     given = {k: v for k, v in csv_flags.items() if v is not None}
     if given and name != "csv":
@@ -138,6 +143,10 @@ def _request() -> tuple[str, str | None, dict]:
         for key in ("features", "numeric_features"):
             if key in given:
                 given[key] = [c.strip() for c in given[key] if c.strip()]
+        if "hash_buckets" in given:
+            from mlora_tf.data.hashing import parse_hash_buckets
+
+            given["hash_buckets"] = parse_hash_buckets(given["hash_buckets"], "--hash_buckets")
         options.update(given)
     return name, domain_split, options
 
@@ -156,6 +165,9 @@ def check_output_flags() -> None:
                              f"Received: --shard_rows={FLAGS.shard_rows} --format={FLAGS.format}")
         if FLAGS.shard_rows < 1:
             raise ValueError(f"--shard_rows must be a positive integer. Received: --shard_rows={FLAGS.shard_rows}")
+    if FLAGS.hash_buckets and FLAGS.format in SHARD_FORMATS:
+        raise ValueError(f"--hash_buckets applies to --format=npz only (shards do not record the hashing yet). "
+                         f"Received: --hash_buckets={','.join(FLAGS.hash_buckets)} --format={FLAGS.format}")
 
 
 def check_request() -> tuple[str, str | None, dict]:
@@ -375,6 +387,8 @@ def feature_lines(dataset, stats: dict) -> list[str]:
         for feature in dataset.features:
             column = sources.get(feature, dataset.info.get("domain_column") if feature == "domain" else None)
             kind = "buckets" if column in buckets else ("domains" if feature == "domain" else "ids")
+            if feature in (dataset.info.get("hash_buckets") or {}):
+                kind = f"hash buckets, {dataset.info['hash_buckets'][feature]['kind']} ids"
             origin = f" <- {column}" if column is not None and column != feature else ""
             parts.append(f"{feature}{origin} ({dataset.vocab_sizes[feature]:,} {kind})")
         lines.append("Model features: " + ", ".join(parts))

@@ -39,6 +39,12 @@ flags.DEFINE_string("domain_split", None, "MovieLens domains: gender (default), 
 flags.DEFINE_string("cache_dir", None, "Prepared-split cache folder (default ~/.cache/mlora_tf or $MLORA_TF_CACHE).")
 flags.DEFINE_integer("split_seed", None, "Seed of the per-domain 60/20/20 split (default 123, as the original).")
 flags.DEFINE_list("data_options", None, "Loader options as key=value, e.g. n_domains=4,shift=1.5 for synthetic.")
+flags.DEFINE_list("hash_buckets", None, "feature:N,... (e.g. uid:1000000,pid:200000): hash those id features' raw "
+                  "values into N buckets instead of a vocabulary (tables of N rows, no OOV row; evaluate, export and "
+                  "add-domain hash the same way). Never the domain. A csv prepared folder takes it from mlora-prepare.")
+flags.DEFINE_boolean("stream", True, "A shard folder as --data_dir (mlora-prepare --format=tfrecord|parquet) is "
+                     "streamed from disk with tf.data (default); --stream=false reads it into memory first (needed "
+                     "for --shuffle=permutation and --strategy).")
 # model
 flags.DEFINE_string("model", None, "Backbone (see --list_models). Default wdl.")
 flags.DEFINE_enum("adapter", None, ["none", "mlora", "moe"], "none = Base, mlora = MLoRA, moe = MoE-MLoRA.")
@@ -123,6 +129,14 @@ _OVERRIDES = {
 }
 
 
+def _hash_option(config) -> None:
+    """--hash_buckets as the loader option `hash_buckets` (`{feature: N}`; checked here)."""
+    if FLAGS.hash_buckets:
+        from mlora_tf.data.hashing import parse_hash_buckets
+
+        config.data.options["hash_buckets"] = parse_hash_buckets(FLAGS.hash_buckets, "--hash_buckets")
+
+
 def config_from_flags() -> RunConfig:
     """The RunConfig: defaults, then --config, then every flag given on the command line."""
     config = read_original_config(FLAGS.config) if FLAGS.config else RunConfig()
@@ -135,6 +149,7 @@ def config_from_flags() -> RunConfig:
     if FLAGS.embedding_dim is not None:
         config.model.user_dim = config.model.item_dim = config.model.domain_dim = FLAGS.embedding_dim
     config.data.options.update(parse_options(FLAGS.data_options))
+    _hash_option(config)
     if FLAGS.dataset is None and FLAGS.data_dir:
         from mlora_tf.data.registry import is_shard_dir, shard_dataset_name
 
@@ -213,6 +228,7 @@ def multitask_config_from_flags():
         sections["train"]["fusion_schedule"] = FLAGS.m3oe_fusion
     config.data = dataclasses.replace(config.data, **sections["data"])
     config.data.options.update(parse_options(FLAGS.data_options))
+    _hash_option(config)
     config.model = dataclasses.replace(config.model, **sections["model"])
     config.train = dataclasses.replace(config.train, **sections["train"])
     if FLAGS.task_set:
@@ -316,7 +332,8 @@ def main(argv):
         from mlora_tf.export.run_folder import RESULT_FILE
         from mlora_tf.runs.train import format_domain_table, train_run
 
-        record = train_run(config, output_dir=FLAGS.output_dir, tensorboard=FLAGS.tensorboard, strategy=strategy)
+        record = train_run(config, output_dir=FLAGS.output_dir, tensorboard=FLAGS.tensorboard, strategy=strategy,
+                           stream=FLAGS.stream)
     except (ValueError, OSError) as e:
         # Bad input or a failed write (disk full...): one clear line, no stack trace.
         print(f"mlora-train: error: {e}", file=sys.stderr)

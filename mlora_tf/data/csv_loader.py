@@ -34,6 +34,12 @@ load_dataset("csv", path="clicks.csv", domain_column="site", label_column="click
   sparse features of the dataset, named after their column (made an identifier), with
   their own vocabulary: every model embeds them. They are also kept as the int64 arrays
   `get_extras(ds)["<split>__<column>"]`, aligned with the rows of each split.
+- **Hashed features** (`hash_buckets`, `{column or feature name: N}` or
+  `"user:1000000,item:200000"`): the named categorical features skip the vocabulary
+  pass: each value is hashed into `N` buckets (`mlora_tf.data.hashing`: FarmHash
+  Fingerprint64 of its text mod N, the same op as the export's), so the table has `N`
+  rows and there is no OOV row. Numeric features and the domain column cannot be hashed.
+  `info["hash_buckets"]` records `{feature: {"buckets": N, "kind": "int"|"string"}}`.
 - **Split:** per domain, stratified on the label, with the §1.3 splitter (60/20/20, seed
   123; `mlora_tf.data.split`), rows in file order; or, with `split_column`, as that
   column says (values `train`, `val`, `test`; every domain must have rows in all three).
@@ -52,13 +58,14 @@ import csv
 import keyword
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from absl import logging
 
 from mlora_tf.data import cache as cache_lib
+from mlora_tf.data import hashing
 from mlora_tf.data import parquet as parquet_lib
 from mlora_tf.data import prepared
 from mlora_tf.data import split as split_lib
@@ -71,7 +78,7 @@ _TRUE = {"1", "1.0", "true", "True", "TRUE"}
 _FALSE = {"0", "0.0", "false", "False", "FALSE"}
 OPTIONS = frozenset({
     "path", "domain_column", "label_column", "features", "numeric_features", "n_buckets",
-    "split_column", "delimiter", "fractions",
+    "split_column", "delimiter", "fractions", "hash_buckets",
 })
 CSV_SCHEMA = 2
 """Layout of the csv loader's prepared arrays, part of its cache key (1: extra features
@@ -408,6 +415,35 @@ def feature_flags(schema: dict) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _hashed_columns(hash_buckets, features: list[str], numeric: list[str], extra_names: list[str],
+                    domain_column: str) -> dict[str, int]:
+    """`hash_buckets` by column name, checked: every name a categorical feature (its
+    column or its dataset name), never the domain column or a numeric feature."""
+    buckets = hashing.parse_hash_buckets(hash_buckets, "hash_buckets")
+    if not buckets:
+        return {}
+    by_name = {"uid": features[0], "pid": features[1], **dict(zip(extra_names, features[2:]))}
+    shown = hashing._show(buckets)
+    out: dict[str, int] = {}
+    for name, n in buckets.items():
+        if name in (domain_column, hashing.DOMAIN):
+            raise ValueError(f"hash_buckets cannot hash the domain column {domain_column!r}: domains route rows to "
+                             f"their adapters and keep their vocabulary. Received: hash_buckets={shown}")
+        if name in numeric:
+            raise ValueError(f"hash_buckets names the numeric feature {name!r}, which is bucketised by quantiles; "
+                             f"only categorical features ({', '.join(features)}) can be hashed. "
+                             f"Received: hash_buckets={shown}")
+        column = name if name in features else by_name.get(name)
+        if column is None:
+            raise ValueError(f"hash_buckets names an unknown feature {name!r}; the categorical features are "
+                             f"{', '.join(features)} (uid = {features[0]!r}, pid = {features[1]!r}). "
+                             f"Received: hash_buckets={shown}")
+        if column in out:
+            raise ValueError(f"hash_buckets names the column {column!r} twice. Received: hash_buckets={shown}")
+        out[column] = n
+    return out
+
+
 def load_csv(
     *,
     path: str | os.PathLike | None = None,
@@ -422,6 +458,7 @@ def load_csv(
     cache_dir: str | os.PathLike | bool | None = None,
     seed: int = split_lib.DEFAULT_SEED,
     fractions: Sequence[float] = split_lib.DEFAULT_FRACTIONS,
+    hash_buckets: Mapping[str, int] | str | None = None,
 ) -> MultiDomainDataset:
     """Loads a labelled interaction file; see the module docstring.
 
@@ -442,6 +479,9 @@ def load_csv(
         cache_dir: cache folder; None -> default; False -> no caching.
         seed: split seed.
         fractions: `(train, val, test)` of the per-domain split.
+        hash_buckets: `{feature: N}` (a categorical column's name, or its dataset name
+            `uid` / `pid` / an extra feature's) or `"feature:N,..."`: those features are
+            hashed into `N` buckets instead of through a vocabulary.
 
     Returns:
         A `MultiDomainDataset` with `features = ("uid", "pid", "domain", *extras)` and
@@ -489,12 +529,15 @@ def load_csv(
         label_names = (LABEL,)
     fractions = split_lib.check_fractions(fractions)
     seed = split_lib.check_seed(seed)
+    hashed = _hashed_columns(hash_buckets, features, numeric, extra_names, domain_column)
     settings = {
         "domain_column": domain_column,
         "label_column": label_columns[0] if len(label_columns) == 1 else label_columns,
         "features": features, "numeric_features": numeric, "n_buckets": int(n_buckets),
         "split_column": split_column, "delimiter": delimiter,
     }
+    if hashed:  # only then: the cache key of an unhashed load stays what it was
+        settings["hash_buckets"] = dict(hashed)
     file_hash = cache_lib.hash_file(path)
     key = cache_lib.make_cache_key(
         loader="csv",
@@ -515,7 +558,12 @@ def load_csv(
         domain, names, mapping = _domain_ids(frame[domain_column].str.strip())
         ids: dict[str, np.ndarray] = {}
         vocab: dict[str, int] = {}
+        hash_kinds: dict[str, str] = {}
         for column in features:
+            if column in hashed:  # no vocabulary pass: each value's bucket
+                ids[column], hash_kinds[column] = hashing.hash_text(frame[column].str.strip(), hashed[column])
+                vocab[column] = hashed[column]
+                continue
             codes, uniques = pd.factorize(frame[column].str.strip(), sort=False)
             ids[column] = codes.astype(np.int64)
             vocab[column] = len(uniques)
@@ -564,6 +612,9 @@ def load_csv(
                       f"per-domain stratified train_test_split on {label_columns[0]}, file order",
                       "fractions": list(fractions), "seed": seed},
             "settings": settings,
+            **({"hash_buckets": {name: hashing.HashedFeature(hashed[c], hash_kinds[c]).to_dict()
+                                 for name, c in sources.items() if c in hashed},
+                "hash_function": hashing.HASH_FUNCTION} if hashed else {}),
             "schema_version": cache_lib.SCHEMA_VERSION,
             "csv_schema": CSV_SCHEMA,
             "notes": [f"uid = column {uid_col!r}, pid = column {pid_col!r}"] + (

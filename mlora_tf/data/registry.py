@@ -313,7 +313,10 @@ def load_dataset(
         **options: loader-specific options. All loaders accept `fractions`
             (train, val, test), default `(0.6, 0.2, 0.2)`; `"synthetic"` also
             takes the `SyntheticConfig` knobs (`n_domains`, `n_users`,
-            `n_items`, `n_rows`, `shift`, ...).
+            `n_items`, `n_rows`, `shift`, ...). Every loader takes `hash_buckets`
+            (`{feature: N}` or `"uid:1000000,pid:200000"`): those features hashed
+            into `N` buckets (`mlora_tf.data.hashing`); `"csv"` hashes the raw
+            column values instead of building their vocabulary.
 
     Raises:
         ValueError: unknown dataset name or option (both named in the message),
@@ -324,6 +327,14 @@ def load_dataset(
     if is_shard_dir(data_dir):
         return _load_shard_dir(name, data_dir, stream=stream, options=options)
     spec = get_spec(name)
+    if "hash_buckets" not in spec.options and "hash_buckets" in options:
+        # A loader whose ids are the raw integer ids: hashed after loading (and caching).
+        from mlora_tf.data import hashing
+
+        buckets = hashing.parse_hash_buckets(options.pop("hash_buckets"))
+        dataset = load_dataset(name, data_dir=data_dir, domain_split=domain_split, cache_dir=cache_dir, seed=seed,
+                               stream=stream, **options)
+        return hashing.hash_dataset(dataset, buckets)
     unknown = sorted(set(options) - spec.options)
     if unknown:
         raise ValueError(

@@ -6,7 +6,7 @@ needs of a `MultiDomainDataset` without holding any row: `name`, `n_domains`,
 `extras`, `sizes()`, `num_rows()`, `summary()` (all from the manifest; `extras` from
 `extras.npz`, read once when first asked). It has no `splits`: `Trainer` sees
 `streamed = True` and reads its passes and evaluations from `shards.dataset_for` /
-`shards.mixed_dataset`. `train_ids(features)` streams the train split once for the ids
+`shards.mixed_dataset` (see `mlora_tf.training.trainer`). `train_ids(features)` streams the train split once for the ids
 `vocab.npz` records (`mlora_tf.export.run_folder.save_vocabularies`).
 
 `mlora_tf.data.load_dataset(name, data_dir=SHARDS, stream=True)` (what `mlora-train`
@@ -17,6 +17,7 @@ calls) returns one; with `stream=False` a shard folder is read into memory
 from __future__ import annotations
 
 import os
+import types
 
 import numpy as np
 
@@ -96,6 +97,15 @@ class StreamedDataset:
             f: np.unique(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, np.int64)
             for f, parts in seen.items()
         }
+
+    def vocabulary_view(self):
+        """What `mlora_tf.export.run_folder.save_vocabularies` reads of a dataset, with
+        the train split's distinct ids (`train_ids`, one streamed pass) standing in
+        for its rows: `features`, `vocab_sizes`, `domain_names`, `splits["train"]`."""
+        return types.SimpleNamespace(
+            name=self.name, features=self.features, vocab_sizes=dict(self.vocab_sizes),
+            domain_names=list(self.domain_names), splits={"train": self.train_ids()},
+        )
 
     def summary(self) -> str:
         """Rows per domain and split (from the manifest: no row is read)."""

@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 
 from mlora_tf.config import MultiTaskRunConfig, RunConfig, run_config_from_dict
-from mlora_tf.export.vocab import Vocabulary
+from mlora_tf.export.vocab import Vocabulary, hashing_arrays
 from mlora_tf.io import atomic_write_bytes, atomic_write_json
 
 RESULT_FILE = "result.json"
@@ -38,12 +38,14 @@ def save_model(output_dir: str, model: keras.Model) -> None:
 
 
 def save_vocabularies(dataset, path: str) -> None:
-    """The ids seen in training (per feature), the vocabulary sizes and the domains:
-    what serving needs to map raw ids exactly as in training."""
+    """The ids seen in training (per feature), the vocabulary sizes, the domains and
+    the hashed features (`dataset.info["hash_buckets"]`): what serving needs to map raw
+    ids exactly as in training."""
     train = dataset.splits["train"]
     arrays = {f"train_ids_{f}": np.unique(np.asarray(train[f], dtype=np.int64)) for f in dataset.features}
     arrays.update({f"vocab_size_{f}": np.int64(dataset.vocab_sizes[f]) for f in dataset.features})
     arrays["domain_names"] = np.asarray([str(n) for n in dataset.domain_names])
+    arrays.update(hashing_arrays((getattr(dataset, "info", None) or {}).get("hash_buckets") or {}))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())

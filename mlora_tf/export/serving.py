@@ -22,6 +22,10 @@ Inside the graph, before the Keras model:
   to each of the feature's tables (embedding and wide weight; every per-objective
   table of the multi-task `mlp`) that holds the mean of the training ids' rows
   (`mlora_tf.export.vocab`);
+* a hashed feature (`--hash_buckets`) is hashed instead, with the op training used
+  (`mlora_tf.data.hashing.hash_tensor`: Fingerprint64 of the value's text mod N), so a
+  raw id gets its training row whether or not training saw it; its signature input is
+  int64 for integer ids and tf.string for string ids (`hash_buckets` in the metadata);
 * a domain id outside `[0, n_domains)` fails the request with an `InvalidArgumentError`
   whose message names the valid range and the domains;
 * inputs of different lengths fail the request the same way.
@@ -43,6 +47,7 @@ import tensorflow as tf
 from absl import logging
 
 from mlora_tf import __version__
+from mlora_tf.data.hashing import HASH_FUNCTION, hash_tensor
 from mlora_tf.export.run_folder import RunFolder
 from mlora_tf.export.vocab import DOMAIN, Vocabulary
 from mlora_tf.export.weights import dense_input_names, id_input_names, input_name, with_oov_rows
@@ -100,9 +105,10 @@ class ServingModule(tf.Module):
         self.outputs = list(outputs)
         self.n_domains = vocabulary.n_domains
         self.domain_names = list(vocabulary.domain_names)
+        self.hashed = {f: h for f, h in vocabulary.hashed.items() if f in self.features}
         self.lookups = {}
         for f in self.features:
-            if f == DOMAIN:
+            if f == DOMAIN or f in self.hashed:
                 continue
             keys = tf.constant(vocabulary.train_ids[f], dtype=tf.int64)
             self.lookups[f] = tf.lookup.StaticHashTable(
@@ -120,7 +126,7 @@ class ServingModule(tf.Module):
         )
         self.serve = tf.function(
             serve,
-            input_signature=[tf.TensorSpec([None], tf.int64, name=f) for f in self.features]
+            input_signature=[tf.TensorSpec([None], self.input_dtype(f), name=f) for f in self.features]
             + [tf.TensorSpec([None], tf.float32, name=f) for f in self.dense_features],
         )
         # The SavedModel holds the variables the signature reads, as plain
@@ -143,6 +149,18 @@ class ServingModule(tf.Module):
     def input_names(self) -> list[str]:
         """The signature's inputs: the id features, then the dense features."""
         return self.features + self.dense_features
+
+    def input_dtype(self, feature: str):
+        """The signature dtype of an id feature: tf.string for a string-hashed one, else int64."""
+        hashed = self.hashed.get(feature)
+        return tf.string if hashed is not None and hashed.kind == "string" else tf.int64
+
+    def _map(self, feature: str, x):
+        if feature in self.lookups:
+            return self.lookups[feature].lookup(x)
+        if feature in self.hashed:
+            return hash_tensor(x, self.hashed[feature].buckets)
+        return tf.identity(x)
 
     def _serve(self, *inputs):
         inputs = dict(zip(self.input_names, inputs))
@@ -167,16 +185,17 @@ class ServingModule(tf.Module):
                     )
                 )
         with tf.control_dependencies(checks):
-            mapped = {
-                f: (self.lookups[f].lookup(x) if f in self.lookups else tf.identity(x)) for f, x in inputs.items()
-            }
+            mapped = {f: self._map(f, x) for f, x in inputs.items()}
             out = self._model(mapped, training=False)
         return {k: tf.identity(tf.reshape(out[k], [-1]), name=k) for k in self.outputs}
 
     def predict(self, **inputs) -> dict:
         """Numpy convenience: `predict(uid=[...], pid=[...], domain=[...])` (dense
-        features as floats)."""
-        feed = {f: tf.constant(np.asarray(inputs[f], dtype=np.int64)) for f in self.features}
+        features as floats; a string-hashed feature's ids as strings)."""
+        feed = {
+            f: tf.constant(np.asarray(inputs[f], dtype=object if self.input_dtype(f) == tf.string else np.int64))
+            for f in self.features
+        }
         feed.update({f: tf.constant(np.asarray(inputs[f], dtype=np.float32)) for f in self.dense_features})
         out = self.serve(**feed)
         return {k: v.numpy() for k, v in out.items()}
@@ -247,6 +266,8 @@ def export_run(run_dir: str, export_dir: str, overwrite: bool = False) -> str:
                 "vocab_sizes": vocabulary.vocab_sizes,
                 "oov_index": {f: vocabulary.oov_index(f) for f in module.lookups},
                 "oov_rule": "ids not seen in training -> row vocab_size = mean of the training ids' rows",
+                **({"hash_buckets": {f: h.to_dict() for f, h in module.hashed.items()},
+                    "hash_function": HASH_FUNCTION} if module.hashed else {}),
                 "config": run.config.to_dict(),
             },
         )

@@ -232,17 +232,17 @@ def with_oov_rows(model: keras.Model, model_config, vocabulary: Vocabulary, task
     row (`oov_row`). Rows `0..vocab_size-1` and every other weight are unchanged.
 
     Every table of an id feature gets the row (all of them when the feature has
-    several); the domain tables keep their size. `model_config` and `tasks` as in
+    several); the domain tables and a hashed feature's keep their size. `model_config` and `tasks` as in
     `rebuild` (`tasks`: a multi-task model's, in output order)."""
     tables = check_vocabulary(model, vocabulary)
     owner = {id(v): f for f, variables in tables.items() for v in variables}
     sizes = dict(vocabulary.vocab_sizes)
-    for f in vocabulary.id_features:
+    for f in vocabulary.oov_features:  # a hashed feature has no OOV row
         sizes[f] += 1
 
     def resize(old_var, new_var):
         feature = owner.get(id(old_var))
-        if feature is None or feature == DOMAIN or int(new_var.shape[0]) != int(old_var.shape[0]) + 1:
+        if feature not in vocabulary.oov_features or int(new_var.shape[0]) != int(old_var.shape[0]) + 1:
             return None
         values = old_var.numpy()
         return np.concatenate([values, oov_row(values, vocabulary.train_ids[feature])], axis=0)

@@ -49,6 +49,14 @@ class AdaptedDNN(keras.layers.Layer):
     from (PPNet's gates compute them from prior features), and the adapters of the
     adapted modes stay inside the layers; without `layer_scales` nothing changes.
 
+    Per-layer output transforms (`layer_transforms`, set at construction or once by
+    `set_layer_transforms` before the first call): an optional list with one entry per
+    hidden layer, each None or a Keras layer called as `t([h, *transform_inputs])` on
+    layer `i`'s output `h` (after its scale, if any), returning the same shape; the
+    extra tensors come from `call(..., transform_inputs=[...])`. The stack does not know
+    what the transforms compute (HAMUR's hyper-network adapters are one use); without
+    them nothing changes and no op is added.
+
     Input shape:
         `[x, domain]`: `x` of shape `(batch_size, input_dim)` and integer `domain` of
         shape `(batch_size,)`. In `"plain"` mode `domain` is accepted and ignored, so
@@ -74,6 +82,8 @@ class AdaptedDNN(keras.layers.Layer):
         seed: optional int seed of the dropout layers (layer i: `seed + i`).
         dropout_impl: str, `"fast"` (`FastDropout`, default) or `"keras"` (Keras'
             `Dropout`, the original's random stream).
+        layer_transforms: optional list of one Keras layer (or None) per hidden layer,
+            applied to that layer's output (see above).
     """
 
     def __init__(
@@ -92,6 +102,7 @@ class AdaptedDNN(keras.layers.Layer):
         topology: str = "dense",
         seed: int | None = None,
         dropout_impl: str = "fast",
+        layer_transforms=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -182,6 +193,31 @@ class AdaptedDNN(keras.layers.Layer):
             self.mixture_layer = GatingHead(n_domains, self.num_slots, embedding_dim=gate_embedding_dim, name="gating_head")
         elif mode == "mlora" or topology == "star":
             self.mixture_layer = DomainSelector(n_domains, name="domain_selector")
+        self.layer_transforms = None
+        if layer_transforms is not None:
+            self.set_layer_transforms(layer_transforms)
+
+    def set_layer_transforms(self, transforms) -> None:
+        """Attach one output transform (a Keras layer, or None) per hidden layer.
+
+        Raises:
+            ValueError: transforms already attached, the stack already built, a wrong
+                number of entries, or an entry that is not a Keras layer.
+        """
+        if self.layer_transforms is not None or self.built:
+            raise ValueError("`layer_transforms` can be set once, before the stack is built.")
+        transforms = [
+            keras.saving.deserialize_keras_object(t) if isinstance(t, dict) else t for t in transforms
+        ]
+        if len(transforms) != len(self.hidden_units):
+            raise ValueError(
+                f"`layer_transforms` needs one entry per hidden layer ({len(self.hidden_units)}). "
+                f"Received: {len(transforms)} entries"
+            )
+        bad = [t for t in transforms if t is not None and not isinstance(t, keras.layers.Layer)]
+        if bad:
+            raise ValueError(f"`layer_transforms` entries must be Keras layers or None. Received: {bad!r}")
+        self.layer_transforms = transforms
 
     def _adapter_init(self):
         if self.adapter_a_initializer is not None:
@@ -287,10 +323,12 @@ class AdaptedDNN(keras.layers.Layer):
             return ops.broadcast_to(one_hot, (n, self.num_slots))
         return self.mixture_layer(domain)
 
-    def call(self, inputs, training=None, layer_scales=None):
+    def call(self, inputs, training=None, layer_scales=None, transform_inputs=None):
         """Args: inputs `[x, domain]` (or `x` in plain dense mode); `layer_scales`:
         optional list, one None or `(batch_size, hidden_units[i])` tensor per layer,
-        multiplying that layer's output (see the class docstring)."""
+        multiplying that layer's output; `transform_inputs`: optional list of tensors
+        every layer transform also receives (see the class docstring)."""
+        extras = list(transform_inputs or [])
         if isinstance(inputs, (list, tuple)):
             x, domain = inputs
         else:
@@ -312,12 +350,16 @@ class AdaptedDNN(keras.layers.Layer):
             # (0 for an empty batch, which has no row to route).
             cache = self._slot_cache
             if cache is not None and "slot" in cache:
-                return self._run(x, domain, training, domain_slot=cache["slot"], slot_cache=cache, scales=scales)
+                return self._run(
+                    x, domain, training, domain_slot=cache["slot"], slot_cache=cache, scales=scales, extras=extras
+                )
             ids = ops.reshape(ops.cast(domain, "int32"), (-1,))
             slot = ops.sum(ids[:1])
             if cache is not None:
                 cache["slot"] = slot
-            return self._run(x, domain, training, domain_slot=slot, slot_cache=cache, scales=scales)
+            return self._run(
+                x, domain, training, domain_slot=slot, slot_cache=cache, scales=scales, extras=extras
+            )
         if uses_domain and self.single_slot_fast_path:
             # A batch whose rows share one domain uses that domain's parameters alone
             # (one slot's arithmetic instead of all); any other batch takes the
@@ -327,20 +369,22 @@ class AdaptedDNN(keras.layers.Layer):
             uniform = ops.logical_and(ops.size(ids) > 0, ops.all(ops.equal(ids, ids[:1])))
             return ops.cond(
                 uniform,
-                lambda: self._run(x, domain, training, domain_slot=ids[0], scales=scales),
-                lambda: self._run(x, domain, training, scales=scales),
+                lambda: self._run(x, domain, training, domain_slot=ids[0], scales=scales, extras=extras),
+                lambda: self._run(x, domain, training, scales=scales, extras=extras),
             )
-        return self._run(x, domain, training, scales=scales)
+        return self._run(x, domain, training, scales=scales, extras=extras)
 
-    def _run(self, x, domain, training, domain_slot=None, slot_cache=None, scales=None):
+    def _run(self, x, domain, training, domain_slot=None, slot_cache=None, scales=None, extras=()):
         """The stack, with per-row weights, or with every row of domain `domain_slot`
         (`slot_cache`: the `shared_slot_parameters` cache, if any; `scales`: the
-        per-layer output scales, if any)."""
+        per-layer output scales, if any; `extras`: the layer transforms' further inputs)."""
 
         def scaled(i, h):
-            if scales is None or scales[i] is None:
-                return h
-            return h * ops.cast(scales[i], h.dtype)
+            if scales is not None and scales[i] is not None:
+                h = h * ops.cast(scales[i], h.dtype)
+            if self.layer_transforms is not None and self.layer_transforms[i] is not None:
+                h = self.layer_transforms[i]([h, *extras], training=training)
+            return h
 
         def slot_params(i, adapter):
             if slot_cache is None or domain_slot is None or self.mixture_source != "domain":
@@ -418,6 +462,16 @@ class AdaptedDNN(keras.layers.Layer):
         x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
         return tuple(x_shape[:-1]) + (self.hidden_units[-1],)
 
+    def compute_output_spec(self, *args, **kwargs):
+        # A symbolic call does not run `call`: build the layer transforms here, so
+        # their variables exist when the model is built (and when a file is loaded).
+        if self.layer_transforms is not None:
+            extras = [tuple(t.shape) for t in (kwargs.get("transform_inputs") or [])]
+            for units, transform in zip(self.hidden_units, self.layer_transforms):
+                if transform is not None and not transform.built:
+                    transform.build([(None, units), *extras])
+        return super().compute_output_spec(*args, **kwargs)
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -442,6 +496,14 @@ class AdaptedDNN(keras.layers.Layer):
                 "dropout_impl": self.dropout_impl,
             }
         )
+        if self.layer_transforms is not None:
+            # Each transform's own config; the stack builds it (`compute_output_spec`).
+            config["layer_transforms"] = [
+                None if t is None else {
+                    k: v for k, v in keras.saving.serialize_keras_object(t).items() if k != "build_config"
+                }
+                for t in self.layer_transforms
+            ]
         return config
 
 

@@ -2,7 +2,7 @@
 Importing this package registers every model module."""
 
 from mlora_tf.models import (  # noqa: F401  (registration)
-    autoint, dcn, deepfm, fibinet, mlp, nfm, pepnet, pnn, star, wdl, xdeepfm,
+    adaptdhm, adasparse, autoint, dcn, deepfm, fibinet, hamur, m2m, mlp, nfm, pepnet, pnn, sarnet, star, wdl, xdeepfm,
 )
 from mlora_tf.models.builder import (  # noqa: F401
     build_model,

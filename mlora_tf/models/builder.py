@@ -78,15 +78,23 @@ class BackboneInputs:
             raise ValueError(f"This backbone needs equal embedding sizes. Received: {sorted(dims)}")
         return ops.stack(self.embeddings, axis=1)
 
-    def deep(self, x, layer_scales=None):
+    def deep(self, x, layer_scales=None, layer_transforms=None, transform_inputs=None):
         """Apply the dense stack (plain or adapted; the backbone cannot tell).
 
         `layer_scales`: optional list, one `(batch_size, hidden_units[i])` tensor (or
         None) per hidden layer, multiplying that layer's output (`AdaptedDNN`'s
-        per-layer hook, e.g. PPNet's gates)."""
-        if layer_scales is None:
-            return self._dense_stack([x, self.domain])
-        return self._dense_stack([x, self.domain], layer_scales=list(layer_scales))
+        per-layer hook, e.g. PPNet's gates). `layer_transforms`: optional list, one
+        Keras layer (or None) per hidden layer, called as `t([h, *transform_inputs])`
+        on that layer's output (`AdaptedDNN.set_layer_transforms`, e.g. HAMUR's
+        adapters); the stack is called once per model, so they are attached once."""
+        kwargs = {}
+        if layer_scales is not None:
+            kwargs["layer_scales"] = list(layer_scales)
+        if layer_transforms is not None:
+            self._dense_stack.set_layer_transforms(list(layer_transforms))
+            if transform_inputs:
+                kwargs["transform_inputs"] = list(transform_inputs)
+        return self._dense_stack([x, self.domain], **kwargs)
 
     def linear_logit(self):
         """The wide part: per-id scalar weights summed over features, `(batch_size, 1)`.

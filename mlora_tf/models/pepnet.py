@@ -42,15 +42,7 @@ Choices where the paper gives none (or gives its production setting):
 from keras import layers
 
 from mlora_tf.layers.gate_nu import GateNU
-from mlora_tf.models.registry import register_backbone
-
-_OPTIONS = dict(
-    default_lora_reduce=16,
-    base_profile="mlora_class",
-    adapted_profile="mlora_class",
-    adapters=("none", "mlora"),
-    group="multi-domain",
-)
+from mlora_tf.models.registry import register_multi_domain_model
 
 
 def _embedding(inputs, feature):
@@ -73,28 +65,25 @@ def _ppnet_tower(inputs, x):
     return inputs.logit_head(inputs.deep(gated, layer_scales=gates[1:]))
 
 
-@register_backbone(
+@register_multi_domain_model(
     "epnet",
     "EPNet: domain-gated embeddings (Gate NU) -> 256-128-64 ReLU stack -> logit.",
-    **_OPTIONS,
 )
 def build_epnet(inputs):
     return inputs.logit_head(inputs.deep(_epnet(inputs, inputs.flat())))
 
 
-@register_backbone(
+@register_multi_domain_model(
     "ppnet",
     "PPNet: 256-128-64 ReLU stack, every layer's input gated from uid/pid (Gate NU) -> logit.",
-    **_OPTIONS,
 )
 def build_ppnet(inputs):
     return _ppnet_tower(inputs, inputs.flat())
 
 
-@register_backbone(
+@register_multi_domain_model(
     "pepnet",
     "PEPNet: EPNet's domain-gated embeddings into PPNet's uid/pid-gated stack -> logit.",
-    **_OPTIONS,
 )
 def build_pepnet(inputs):
     return _ppnet_tower(inputs, _epnet(inputs, inputs.flat()))

@@ -176,6 +176,25 @@ def register_backbone(name: str, description: str, **options):
     return _decorator(BackboneSpec, name, description, options)
 
 
+MULTI_DOMAIN_GROUP = "multi-domain"
+MULTI_DOMAIN_DEFAULTS = dict(
+    group=MULTI_DOMAIN_GROUP,
+    adapters=("none", "mlora"),
+    default_lora_reduce=16,
+    base_profile="mlora_class",
+    adapted_profile="mlora_class",
+)
+"""What a single-task multi-domain model of the field is unless it says otherwise: listed
+under "multi-domain", Base or +MLoRA (MoE-MLoRA is defined for the MLoRA paper's
+backbones only), `lora_reduce` 16 as MLP and WDL, and one initializer profile
+(`mlora_class`) for Base and +MLoRA, so +MLoRA differs from Base by its adapters only."""
+
+
+def register_multi_domain_model(name: str, description: str, **options):
+    """Decorator: `register_backbone` with `MULTI_DOMAIN_DEFAULTS` under `options`."""
+    return register_backbone(name, description, **{**MULTI_DOMAIN_DEFAULTS, **options})
+
+
 def register_multitask_model(name: str, description: str, **options):
     """Decorator: register `build(config, data, name) -> keras.Model` as the
     multi-task model `name` (`options`: `MultiTaskModelSpec` fields)."""

@@ -10,17 +10,14 @@ from keras import layers
 
 from mlora_tf.layers.interactions import AuxiliaryNet, PartitionedNorm
 from mlora_tf.layers.mixture import DomainSelector
-from mlora_tf.models.registry import register_backbone
+from mlora_tf.models.registry import register_multi_domain_model
 
 
-@register_backbone(
+@register_multi_domain_model(
     "star",
     "STAR: partitioned norm + star-topology 256-128-64 stack (shared x domain kernels).",
-    default_lora_reduce=16,
     base_profile="star_class",
     adapted_profile="star_class",
-    adapters=("none", "mlora"),
-    group="multi-domain",
     topology="star",
     dropout=0.0,
     embedding_dim=128,

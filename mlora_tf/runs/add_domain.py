@@ -276,6 +276,7 @@ def add_domain(
         train_ids={**vocabulary.train_ids, DOMAIN: np.append(vocabulary.train_ids[DOMAIN], new_id)},
         vocab_sizes={**vocabulary.vocab_sizes, DOMAIN: new_id + 1},
         domain_names=vocabulary.domain_names + [name],
+        hashed=vocabulary.hashed,
     )
     keras.utils.set_random_seed(train_config.seed)
     model, adapters = grown_model(base_model, run, new_vocabulary)

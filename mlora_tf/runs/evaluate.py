@@ -213,6 +213,7 @@ def evaluate(
         domain_names = metadata["domain_names"]
         features = tuple(metadata.get("features") or FEATURES)
         scorer, vocab_sizes = _ServingScorer(signature, "saved_model", features), None
+        hashed, vocabulary = sorted(metadata.get("hash_buckets") or {}), None
     else:
         run = RunFolder.open(model_dir)
         run.single_task_only("mlora-evaluate", _MULTITASK_HINT)
@@ -222,9 +223,18 @@ def evaluate(
             scorer, vocab_sizes = _ServingScorer(module.serve, "serving", module.features), None
         else:
             scorer, vocab_sizes = _KerasScorer(run.load_model()), run.vocabulary.vocab_sizes
+        hashed, vocabulary = sorted(run.vocabulary.hashed), run.vocabulary
+    if hashed and data is None and vocab_sizes is None:
+        raise ValueError(
+            f"{model_dir} hashes {', '.join(hashed)} (--hash_buckets): its serving graph takes raw ids, but the "
+            f"{split!r} split holds their buckets. Score the split with the run folder's Keras model (no "
+            "--serving_lookup), or give --data=FILE with raw ids."
+        )
     needed = tuple(scorer.features) + (LABEL,)
     if data is not None:
         columns, source = read_interactions(data, required=needed), data
+        if hashed and vocab_sizes is not None:  # raw ids -> their training buckets
+            columns.update({f: vocabulary.map_ids(f, columns[f]) for f in hashed if f in columns})
     else:
         from mlora_tf.runs.train import load_run_dataset
 

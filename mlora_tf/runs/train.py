@@ -45,6 +45,7 @@ def train_run(
     tensorboard: bool = False,
     dataset=None,
     strategy: tf.distribute.Strategy | None = None,
+    stream: bool = True,
 ) -> dict:
     """Load the data, build the model, train it per the schedule, score the test split.
 
@@ -54,6 +55,10 @@ def train_run(
     writes into `output_dir` (the other workers write into a temporary folder that is
     then deleted), and phase checkpoints are off (a resumed worker could not agree with
     the others on the phase).
+
+    A shard folder as `config.data.data_dir` is streamed (`stream=True`, the default:
+    a `mlora_tf.data.streamed.StreamedDataset`, trained and scored from disk by
+    `Trainer`); `stream=False` reads it into memory first.
 
     Returns:
         The result record (see README, "Output files").
@@ -65,8 +70,7 @@ def train_run(
     if output_dir and not is_chief(strategy):
         output_dir = worker_dir = tempfile.mkdtemp(prefix="mlora_tf_worker_")
     if dataset is None:
-        # A shard folder is read into memory: the trainer does not stream yet.
-        dataset = load_run_dataset(config)
+        dataset = load_run_dataset(config, stream=stream)
     logging.info("Dataset %s\n%s", dataset.name, dataset.summary())
     keras.utils.set_random_seed(config.train.seed)
     data_spec = DataSpec.from_dataset(dataset)
@@ -104,6 +108,7 @@ def train_run(
         "domain_logloss": test["domain_logloss"],
         "domain_test_size": test["domain_size"],
         "logloss": test["logloss"],
+        "pooled_auc": test["pooled_auc"],
         "val": {k: val[k] for k in ("wauc", "mean_auc", "mean_auc500", "domain_auc", "logloss")},
         "params_backbone": params["backbone"],
         "params_adapter": params["adapter"],
@@ -122,7 +127,9 @@ def train_run(
         "version": __version__,
     }
     if output_dir:
-        write_run_folder(output_dir, model, dataset, record)
+        # A streamed dataset gives `vocab.npz` its train ids from one streamed pass.
+        vocabulary = dataset.vocabulary_view() if getattr(dataset, "streamed", False) else dataset
+        write_run_folder(output_dir, model, vocabulary, record)
     if worker_dir:
         shutil.rmtree(worker_dir, ignore_errors=True)
     return record

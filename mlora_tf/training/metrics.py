@@ -118,7 +118,9 @@ def domain_metrics(labels_by_domain, probs_by_domain, domain_names) -> dict:
 
     Returns a dict with `domain_auc` (exact), `domain_auc500`, `domain_logloss`,
     `domain_size`, and the aggregates `wauc`, `wauc500`, `mean_auc`, `mean_auc500`,
-    `logloss` (over all rows). Undefined AUCs are `None` in the per-domain maps.
+    `logloss` and `pooled_auc` (both over all rows as one set: the overall AUC other
+    multi-domain benchmarks report; None if it is undefined). Undefined AUCs are
+    `None` in the per-domain maps.
     """
     sizes = [int(np.asarray(y).size) for y in labels_by_domain]
     exact = [auc_exact(y, p) for y, p in zip(labels_by_domain, probs_by_domain)]
@@ -140,6 +142,7 @@ def domain_metrics(labels_by_domain, probs_by_domain, domain_names) -> dict:
         "mean_auc": plain_mean(exact),
         "mean_auc500": plain_mean(thresholded),
         "logloss": logloss(all_y, all_p),
+        "pooled_auc": _none_if_nan(auc_exact(all_y, all_p)) if all_y.size else None,
     }
 
 

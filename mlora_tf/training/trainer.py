@@ -18,6 +18,19 @@ Distribution: with a `tf.distribute` strategy (`Trainer(..., strategy=...)`, see
 batches and runs each step on every replica with `strategy.run`, each replica taking the
 slice of the batch that a distributed `tf.data` input assigns it; the default path is
 untouched.
+
+Streaming: a `mlora_tf.data.streamed.StreamedDataset` (a shard folder, `streamed = True`)
+is trained without holding its rows. A pass is a `tf.data` pipeline over the pass's shard
+files (`ShardedDataset.batches`: blocks of rows read in file order, each batch gathered
+in the order of the `shuffle_buffer`-row shuffle buffer, prefetched) fed to one
+`tf.function` that runs the same training step as the in-memory pass on each batch. The
+buffer's order is the in-memory pass's (`tf.data`'s shuffle of the row numbers, seeded
+per pass key as `_buffer_order` seeds it), written once per pass to a file of int32 row
+numbers in a temporary folder (4 bytes a row, on disk) and read back a block at a time.
+On the same rows the streamed pass trains on the same batches in the same order, so
+training and evaluation (streamed too, in `eval_batch_size` chunks) give the same
+numbers; the pass seeds are checkpointed. Only `shuffle="buffer"` streams (a full
+permutation needs every row), on one device.
 """
 
 from __future__ import annotations
@@ -26,7 +39,10 @@ import contextlib
 import dataclasses
 import functools
 import os
+import shutil
+import tempfile
 import time
+import weakref
 
 import keras
 import numpy as np
@@ -73,6 +89,18 @@ def shuffle_buffer_order(n: int, buffer_size: int, seed: int) -> np.ndarray:
     return np.concatenate([b for b in rows.batch(1 << 16).as_numpy_iterator()] or [np.zeros(0, np.int64)]).astype(
         np.int32
     )
+
+
+def write_shuffle_buffer_order(path: str, n: int, buffer_size: int, seed: int) -> None:
+    """`shuffle_buffer_order(n, buffer_size, seed)` written to `path` as `n` native
+    int32 values (`numpy.ndarray.tofile`), a block at a time (memory holds one block)."""
+    rows = tf.data.Dataset.range(n).shuffle(buffer_size, seed=seed, reshuffle_each_iteration=False)
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        for block in rows.batch(1 << 16).as_numpy_iterator():
+            block.astype(np.int32).tofile(f)
+    os.replace(tmp, path)
+
 
 _ID_SPEC = tf.TensorSpec([None], tf.int64)
 _LABEL_SPEC = tf.TensorSpec([None], tf.float32)
@@ -189,13 +217,16 @@ class Trainer:
         # The sparse features the model takes (`uid, pid, domain`, then any further
         # ones): every pass and prediction feeds exactly these columns.
         self.features = ordered_features(input_names(model))
-        missing = [f for f in self.features if f not in dataset.splits["train"]]
+        # A shard folder streamed from disk (`StreamedDataset`) holds no rows.
+        self.streamed = bool(getattr(dataset, "streamed", False))
+        columns = tuple(dataset.column_names) if self.streamed else dataset.splits["train"]
+        missing = [f for f in self.features if f not in columns]
         if missing:
             raise ValueError(
                 f"Dataset '{dataset.name}' lacks the model input(s) {missing}. "
-                f"Received: columns {sorted(dataset.splits['train'])}"
+                f"Received: columns {sorted(columns)}"
             )
-        if "label" not in dataset.splits["train"]:
+        if "label" not in columns:
             raise ValueError(
                 f"Dataset '{dataset.name}' has the labels {list(getattr(dataset, 'labels', ()))}, not one `label`: "
                 "train a multi-task model on it (mlora-train --task_set=...), or a single-task model on "
@@ -228,6 +259,11 @@ class Trainer:
         if self.loss_kind not in LOSSES:
             raise ValueError(f"`loss` must be one of {sorted(LOSSES)}. Received: loss={self.loss_kind!r}")
         self._buffer_orders = {}  # pass key -> the shuffle buffer's (repeating) row order
+        self._stream_seeds = {}  # pass key -> its shuffle buffer's seed (streamed passes)
+        self._stream_orders = {}  # pass key -> the file of its row order (streamed passes)
+        self._order_dir = None  # the temporary folder of those files
+        if self.streamed:
+            self._check_streaming()
         if self.strategy is not None:
             if self.batch_parts != 1:
                 raise ValueError(f"`row_groups` must be 1 under a strategy. Received: row_groups={self.batch_parts}")
@@ -238,6 +274,21 @@ class Trainer:
                     "build the model inside `with strategy.scope():`."
                 )
             self._decorrelate_dropout()
+
+    def _check_streaming(self):
+        """Refuses what a streamed dataset cannot train with."""
+        if self.shuffle != "buffer":
+            raise ValueError(
+                f"A streamed shard folder ({self.dataset.folder}) is shuffled by a shuffle buffer: "
+                "`shuffle='permutation'` needs every row in memory. Use shuffle='buffer', or read the folder into "
+                f"memory (mlora-train --stream=false). Received: shuffle={self.shuffle!r}"
+            )
+        if self.strategy is not None:
+            raise ValueError(
+                f"A streamed shard folder ({self.dataset.folder}) trains on one device; read it into memory "
+                f"(mlora-train --stream=false) to train under a strategy. Received: strategy="
+                f"{type(self.strategy).__name__}"
+            )
 
     def _scope(self):
         """The strategy's scope (a no-op context on one device)."""
@@ -297,6 +348,8 @@ class Trainer:
                 self.optimizer = FusedAdam(learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon)
                 self.optimizer.build(self.train_variables)
         make = self._make_train_pass if self.strategy is None else self._make_distributed_train_pass
+        if self.streamed:
+            make = self._make_stream_pass
         self._train_pass = self._by_batch_kind(make)
         self._predict = self._make_predict()
 
@@ -337,10 +390,10 @@ class Trainer:
             return contextlib.nullcontext()
         return dense_stack_of(self.model).shared_slot_parameters()
 
-    def _make_train_pass(self, one_domain: bool = True):
-        """The one-device training pass; `one_domain`: every batch holds one domain."""
+    def _make_step(self, one_domain: bool = True):
+        """The one-device training step on one batch (one id tensor per feature, then
+        the labels): returns its loss. Both the in-memory and the streamed pass run it."""
         optimizer, variables = self.optimizer, self.train_variables
-        batch_size = self.config.batch_size
         parts = self.batch_parts
 
         # L2 terms get their gradient in closed form (2 * l2 * w, the same as
@@ -361,6 +414,13 @@ class Trainer:
             ]
             optimizer.apply(gradients, variables)
             return loss
+
+        return step
+
+    def _make_train_pass(self, one_domain: bool = True):
+        """The one-device training pass; `one_domain`: every batch holds one domain."""
+        batch_size = self.config.batch_size
+        step = self._make_step(one_domain)
 
         def batches(order, tensors):
             # The pass's rows in `order`, gathered once: batch i is rows
@@ -390,6 +450,67 @@ class Trainer:
             return batches(tf.random.shuffle(tf.range(n)), tensors)
 
         return train_pass
+
+    def _make_stream_pass(self, one_domain: bool = True):
+        """The streamed training pass: `pass(batches)` runs `_make_step`'s step on every
+        batch of the `tf.data.Dataset` `batches` (tuples as `_stream_batches` gives
+        them) inside one `tf.function` over its iterator; returns `(loss sum, steps)`
+        as the in-memory pass. Traced once per element spec, so once for every pass of
+        a phase."""
+        step = self._make_step(one_domain)
+
+        @tf.function
+        def iterate(iterator):
+            # A loop over the iterator (not over the dataset, which would run the steps
+            # inside a `reduce` op, without the executor's parallelism).
+            loss_sum, steps = tf.constant(0.0), tf.constant(0)
+            for batch in iterator:
+                loss_sum += step(*batch)
+                steps += 1
+            return loss_sum, steps
+
+        def stream_pass(batches):
+            return iterate(iter(batches))
+
+        return stream_pass
+
+    def _row_tuple(self, row: dict):
+        """A streamed batch (a dict of columns) as the passes take it: one id tensor per
+        feature of `self.features`, then the labels."""
+        return tuple(row[f] for f in self.features) + (row["label"],)
+
+    def _stream_seed(self, key) -> int:
+        """The shuffle seed of the streamed pass `key`: drawn as `_buffer_order` draws
+        it (from the run seed and the number of pass keys seen before), so a streamed
+        pass reads the rows in the order of the in-memory pass."""
+        if key not in self._stream_seeds:
+            self._stream_seeds[key] = int(
+                np.random.default_rng([self.config.seed, len(self._stream_seeds)]).integers(2**31 - 1)
+            )
+        return self._stream_seeds[key]
+
+    def _stream_order(self, key, n: int) -> str:
+        """The file of the streamed pass `key`'s row order over its `n` rows (the
+        shuffle buffer's, `write_shuffle_buffer_order`), written on first use into a
+        temporary folder that goes with the trainer."""
+        if key not in self._stream_orders:
+            seed = self._stream_seed(key)
+            if self._order_dir is None:
+                self._order_dir = tempfile.mkdtemp(prefix="mlora_tf_orders_")
+                weakref.finalize(self, shutil.rmtree, self._order_dir, True)
+            path = os.path.join(self._order_dir, f"pass-{len(self._stream_orders)}.int32")
+            write_shuffle_buffer_order(path, n, self.config.shuffle_buffer, seed)
+            self._stream_orders[key] = path
+        return self._stream_orders[key]
+
+    def _stream_batches(self, key, domains) -> tf.data.Dataset:
+        """The training batches of the streamed pass `key` over `domains` (one domain,
+        or several with `mixed_batches`) in the shuffle buffer's order."""
+        n = sum(self.dataset.num_rows("train", d) for d in domains)
+        rows = self.dataset.shards.batches(
+            "train", self.config.batch_size, domains=list(domains), order=self._stream_order(key, n)
+        )
+        return rows.map(self._row_tuple)
 
     def _buffer_order(self, key, n: int):
         """The row order of a pass over `n` rows through a `shuffle_buffer`-row
@@ -572,6 +693,8 @@ class Trainer:
         """Per-domain `(labels, probabilities)` lists for `split`."""
         if not hasattr(self, "_predict"):
             self._predict = self._make_predict()
+        if self.streamed:
+            return self._predict_streamed(split)
         labels, probs = [], []
         chunk = self.config.eval_batch_size
         for d in range(self.dataset.n_domains):
@@ -580,6 +703,21 @@ class Trainer:
             out = [self._predict(*(f[i : i + chunk] for f in features)).numpy() for i in range(0, n, chunk)]
             probs.append(np.concatenate(out) if out else np.zeros((0,), np.float32))
             labels.append(label.numpy())
+        return labels, probs
+
+    def _predict_streamed(self, split: str):
+        """`predict_split` of a streamed dataset: each domain's rows read in their order
+        in `eval_batch_size` chunks (the in-memory chunks)."""
+        labels, probs = [], []
+        for d in range(self.dataset.n_domains):
+            label_parts, prob_parts = [], []
+            if self.dataset.num_rows(split, d):
+                rows = self.dataset.shards.batches(split, self.config.eval_batch_size, domains=[d])
+                for *features, label in rows.map(self._row_tuple):
+                    prob_parts.append(self._predict(*features).numpy())
+                    label_parts.append(label.numpy())
+            probs.append(np.concatenate(prob_parts) if prob_parts else np.zeros((0,), np.float32))
+            labels.append(np.concatenate(label_parts) if label_parts else np.zeros((0,), np.float32))
         return labels, probs
 
     def evaluate(self, split: str) -> dict:
@@ -593,6 +731,8 @@ class Trainer:
 
     # -------------------------------------------------------------- training
     def _train_epoch(self, phase: Phase):
+        if self.streamed:
+            return self._train_stream_epoch(phase)
         domains = list(phase.domains) if phase.domains is not None else list(range(self.dataset.n_domains))
         if self.config.mixed_batches:
             passes = [(("mixed", tuple(domains)), self._mixed_tensors(domains))]
@@ -612,6 +752,26 @@ class Trainer:
             loss_sum += float(s)
             steps += int(k)
             examples += int(label.shape[0])
+        return loss_sum / max(steps, 1), examples
+
+    def _train_stream_epoch(self, phase: Phase):
+        """`_train_epoch` of a streamed dataset: the same passes (the same domain
+        order from `self.rng`), each streamed from the shard files."""
+        domains = list(phase.domains) if phase.domains is not None else list(range(self.dataset.n_domains))
+        if self.config.mixed_batches:
+            passes = [(("mixed", tuple(domains)), tuple(domains))]
+        else:
+            order = self.rng.permutation(domains)
+            passes = [(int(d), (int(d),)) for d in order]
+        loss_sum, steps, examples = 0.0, 0, 0
+        for key, pass_domains in passes:
+            n = sum(self.dataset.num_rows("train", d) for d in pass_domains)
+            if n == 0:
+                continue
+            s, k = self._train_pass(self._stream_batches(key, pass_domains))
+            loss_sum += float(s)
+            steps += int(k)
+            examples += n
         return loss_sum / max(steps, 1), examples
 
     def _mixed_tensors(self, domains):
@@ -774,6 +934,8 @@ class Trainer:
             "summary_step": self._epoch_counter,
             "buffer_keys": [list(k) if isinstance(k, tuple) else k for k in self._buffer_orders],
         }
+        if self.streamed:
+            state["stream_seeds"] = [[list(k) if isinstance(k, tuple) else k, s] for k, s in self._stream_seeds.items()]
         if current is not None:
             loop_state, best_weights = current
             state["current"] = {
@@ -815,6 +977,10 @@ class Trainer:
             self._buffer_orders = {
                 (tuple(k[:1]) + (tuple(k[1]),) if isinstance(k, list) else k): tf.constant(order, tf.int32)
                 for k, order in zip(state["buffer_keys"], arrays["buffer_orders"])
+            }
+            self._stream_seeds = {
+                (tuple(k[:1]) + (tuple(k[1]),) if isinstance(k, list) else k): int(s)
+                for k, s in state.get("stream_seeds", [])
             }
         finished = [PhaseResult(**r) for r in state["finished"]]
         current = state.get("current")

@@ -47,6 +47,18 @@ def test_wauc_weights_by_test_size():
     assert m["domain_size"] == {"x": 1000, "y": 3000}
 
 
+def test_pooled_auc_is_the_auc_of_all_rows_as_one_set():
+    from sklearn.metrics import roc_auc_score
+
+    y1, p1 = _data(1000, 2)
+    y2, p2 = _data(3000, 3)
+    m = domain_metrics([y1, y2], [p1 + 0.3, p2], ["x", "y"])  # a domain offset: pooled != weighted
+    pooled = roc_auc_score(np.concatenate([y1, y2]), np.concatenate([p1 + 0.3, p2]))
+    assert m["pooled_auc"] == pytest.approx(pooled, abs=1e-12)
+    assert abs(m["pooled_auc"] - m["wauc"]) > 1e-3
+    assert domain_metrics([np.ones(5)], [np.full(5, 0.5)], ["a"])["pooled_auc"] is None
+
+
 def test_logloss_clips_like_keras():
     assert logloss([1, 0], [1.0, 0.0]) == pytest.approx(-np.log(1 - 1e-7), rel=1e-6)
     bce = keras.losses.BinaryCrossentropy()

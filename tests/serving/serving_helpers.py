@@ -76,3 +76,35 @@ def tiny_multitask_config(model="m3oe"):
         config.model, name=model, star_units=16, hidden_units=8, expert_units=4, tower_units=4, embedding_dim=4
     )
     return config
+
+
+FEATURES = ("uid", "pid", "domain")
+
+
+def serve(signature, feed):
+    """Call a `serving_default` signature on int64 columns; numpy outputs by name."""
+    import tensorflow as tf
+
+    out = signature(**{f: tf.constant(np.asarray(v, np.int64)) for f, v in feed.items()})
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def check_signature_equals_python(signature, model, feed, min_shift):
+    """The signature gives the Python model's `probability` and `logit` on the mixed
+    batch `feed` (every domain in it), one domain at a time gives the mixed batch's
+    rows, and shifting the domain ids moves some answer by more than `min_shift`."""
+    n = len(feed["domain"])
+    assert len(set(feed["domain"].tolist())) == 3
+    served = serve(signature, feed)
+    python = model.predict_on_batch(feed)
+    for key in ("probability", "logit"):
+        assert served[key].shape == (n,) and served[key].dtype == np.float32
+        np.testing.assert_allclose(served[key], python[key], rtol=1e-6, atol=1e-7)
+    # One domain at a time gives the rows of the mixed batch.
+    for d in range(3):
+        rows = feed["domain"] == d
+        alone = serve(signature, {f: v[rows] for f, v in feed.items()})["probability"]
+        np.testing.assert_allclose(alone, served["probability"][rows], rtol=1e-6, atol=1e-7)
+    # ... and the domain id matters (otherwise the check above would be empty).
+    shifted = serve(signature, {**feed, "domain": (feed["domain"] + 1) % 3})["probability"]
+    assert np.abs(shifted - served["probability"]).max() > min_shift

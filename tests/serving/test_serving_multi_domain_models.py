@@ -1,19 +1,26 @@
-"""Export of the gate-NU family (EPNet, PPNet, PEPNet) through `mlora-export`'s
-`export_run`: the signature of every single-task run (raw `uid`, `pid`, `domain` in,
-`probability` and `logit` out) equals the Python model on mixed batches, unseen ids get
-the mean row, and out-of-range domains fail the request."""
+"""Export of the single-task multi-domain models (EPNet, PPNet, PEPNet, SAR-Net,
+AdaSparse, HAMUR, single-task M2M, AdaptDHM) through `mlora-export`'s `export_run`: the
+signature of every run (raw `uid`, `pid`, `domain` in, `probability` and `logit` out)
+equals the Python model on mixed batches, unseen ids get the mean row, and
+out-of-range domains fail the request."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving_helpers import SYNTHETIC
+from serving_helpers import FEATURES, SYNTHETIC, check_signature_equals_python, serve
 from mlora_tf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from mlora_tf.export import RunFolder, export_run, load_export
 
-FEATURES = ("uid", "pid", "domain")
-# Each model once, Base or +MLoRA (PEPNet with both gate kinds and the adapters).
-RUNS = [("epnet", "none"), ("ppnet", "mlora"), ("pepnet", "mlora")]
+# Each model once, Base or +MLoRA: PEPNet with both gate kinds and the adapters; SAR-Net
+# with the adapters (attention, transform and experts around them); AdaSparse Base (its
+# pruners inside the stack's transform hook) and +MLoRA; HAMUR both (its adapters with
+# and without MLoRA's).
+RUNS = [
+    ("epnet", "none"), ("ppnet", "mlora"), ("pepnet", "mlora"),
+    ("sarnet", "mlora"), ("adasparse", "none"), ("adasparse", "mlora"),
+    ("hamur", "none"), ("hamur", "mlora"), ("m2m", "mlora"), ("adaptdhm", "none"),
+]
 
 
 @pytest.fixture(scope="module", params=RUNS, ids=lambda r: "_".join(r))
@@ -31,37 +38,22 @@ def exported(request, tmp_path_factory):
     export_dir = export_run(run_dir, str(tmp_path_factory.mktemp("export") / f"{name}_{adapter}" / "1"))
     signature, metadata = load_export(export_dir)
     run = RunFolder.open(run_dir)
-    return run, signature, metadata, load_run_dataset(run.config)
-
-
-def _serve(signature, feed):
-    out = signature(**{f: tf.constant(np.asarray(v, np.int64)) for f, v in feed.items()})
-    return {k: v.numpy() for k, v in out.items()}
+    return request.param, run, signature, metadata, load_run_dataset(run.config)
 
 
 def test_signature_equals_python_and_mixed_batches_are_exact(exported):
-    run, signature, metadata, dataset = exported
+    (name, adapter), run, signature, metadata, dataset = exported
     assert metadata["features"] == list(FEATURES) and metadata["n_domains"] == 3
-    assert run.config.model.name in ("epnet", "ppnet", "pepnet")
+    assert (run.config.model.name, run.config.model.adapter) == (name, adapter)
     train = dataset.splits["train"]
     idx = np.random.default_rng(0).permutation(train["uid"].size)[:300]
     feed = {f: train[f][idx] for f in FEATURES}
-    assert len(set(feed["domain"].tolist())) == 3
-    served = _serve(signature, feed)
-    python = run.load_model().predict_on_batch(feed)
-    for key in ("probability", "logit"):
-        assert served[key].shape == (300,) and served[key].dtype == np.float32
-        np.testing.assert_allclose(served[key], python[key], rtol=1e-6, atol=1e-7)
-    for d in range(3):
-        rows = feed["domain"] == d
-        alone = _serve(signature, {f: v[rows] for f, v in feed.items()})["probability"]
-        np.testing.assert_allclose(alone, served["probability"][rows], rtol=1e-6, atol=1e-7)
-    shifted = _serve(signature, {**feed, "domain": (feed["domain"] + 1) % 3})["probability"]
-    assert np.abs(shifted - served["probability"]).max() > 1e-5
+    assert len(feed["domain"]) == 300
+    check_signature_equals_python(signature, run.load_model(), feed, min_shift=1e-5)
 
 
 def test_unseen_ids_are_served_with_the_mean_row(exported):
-    run, signature, metadata, _ = exported
+    _, run, signature, metadata, _ = exported
     vocab = run.vocabulary
     seen_uid = int(vocab.train_ids["uid"][0])
     unseen = [vocab.vocab_sizes["uid"], vocab.vocab_sizes["uid"] + 7, -3, 10**12]
@@ -77,18 +69,18 @@ def test_unseen_ids_are_served_with_the_mean_row(exported):
     expected = expected_model.predict_on_batch({"uid": np.full(30, seen_uid), "pid": pids, "domain": domains})
     assert metadata["oov_index"]["uid"] == vocab.vocab_sizes["uid"]
     for uid in unseen:
-        served = _serve(signature, {"uid": np.full(30, uid), "pid": pids, "domain": domains})["probability"]
+        served = serve(signature, {"uid": np.full(30, uid), "pid": pids, "domain": domains})["probability"]
         np.testing.assert_allclose(served, expected["probability"], rtol=1e-6, atol=1e-7)
-    own = _serve(signature, {"uid": np.full(30, seen_uid), "pid": pids, "domain": domains})["probability"]
+    own = serve(signature, {"uid": np.full(30, seen_uid), "pid": pids, "domain": domains})["probability"]
     assert np.abs(own - expected["probability"]).max() > 1e-7
 
 
 def test_out_of_range_domain_and_bad_lengths_are_errors(exported):
-    _, signature, _, _ = exported
+    signature = exported[2]
     ok = {"uid": np.array([1, 2]), "pid": np.array([1, 2])}
     for bad in ([0, 3], [-1, 0]):
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"`domain` ids must be in \[0, 3\)"):
-            _serve(signature, {**ok, "domain": np.array(bad)})
+            serve(signature, {**ok, "domain": np.array(bad)})
     with pytest.raises(tf.errors.InvalidArgumentError, match="same length"):
-        _serve(signature, {"uid": np.array([1, 2, 3]), "pid": np.array([1, 2]), "domain": np.array([0, 1])})
-    assert _serve(signature, {**ok, "domain": np.array([0, 2])})["probability"].shape == (2,)
+        serve(signature, {"uid": np.array([1, 2, 3]), "pid": np.array([1, 2]), "domain": np.array([0, 1])})
+    assert serve(signature, {**ok, "domain": np.array([0, 2])})["probability"].shape == (2,)
