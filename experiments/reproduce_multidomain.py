@@ -68,13 +68,18 @@ SWR_EMBEDDING = 16
 SWR_BATCH = 4096
 SWR_REFERENCE = "Scenario-Wise-Rec (arXiv 2412.17374, Table 3) reports HAMUR best on MovieLens: AUC 0.8133."
 
-flags.DEFINE_string("split", "gender", "MovieLens domain split under --protocol=mlora: gender, age, occupation.")
-flags.DEFINE_list("models", None, "Models of the grid (default: every single-task model of the group 'multi-domain').")
-flags.DEFINE_enum("protocol", "mlora", list(PROTOCOLS),
-                  "mlora: the dataset as the other drivers load it; scenario_wise_rec: Scenario-Wise-Rec's "
-                  "MovieLens setup (three age domains, random 8:1:1, rating > 3, embedding 16).")
-flags.DEFINE_string("results_dir", "results/multidomain", "Where the per-dataset folders go.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """This driver's own flags (defined when it runs, so tests can import its tables
+    next to the other drivers, which define flags of the same names)."""
+    flags.DEFINE_string("split", "gender", "MovieLens domain split under --protocol=mlora: gender, age, occupation.")
+    flags.DEFINE_list("models", None, "Models of the grid (default: every single-task model of the group 'multi-domain').")
+    flags.DEFINE_enum("protocol", "mlora", list(PROTOCOLS),
+                      "mlora: the dataset as the other drivers load it; scenario_wise_rec: Scenario-Wise-Rec's "
+                      "MovieLens setup (three age domains, random 8:1:1, rating > 3, embedding 16).")
+    flags.DEFINE_string("results_dir", "results/multidomain", "Where the per-dataset folders go.")
 
 
 def default_models() -> list[str]:
@@ -306,4 +311,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
