@@ -273,3 +273,14 @@ def peer_table(results) -> str:
     lines = ["  ".join(f"{t:{a}{w}}" for t, a, w in zip(titles, align, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths)) for row in rows]
     return "\n".join(lines)
+
+
+def print_peer_run(versions: str, data: dict, batch_size: int, epochs: int, load_before, info: dict, results) -> None:
+    """A peer's closing report: its versions line, the data and timing settings, the
+    load average around the run and `peer_table(results)`."""
+    print()
+    print(f"{versions}, os.cpu_count()={info['cpu_count']}")
+    print(f"{describe(data)}; batch {batch_size}; median of {epochs} epochs after 1 warm-up")
+    print(f"load average before/after: {load_before} / {info.get('loadavg')}")
+    print()
+    print(peer_table(results))

@@ -126,13 +126,11 @@ def main(argv):
         print(f"  {result['configuration']:<14} {result['path']:<17} {result['examples_per_second']:>10,.0f} ex/s",
               flush=True)
     info = common.machine_info()
-    print()
-    print(f"TensorFlow {tf.__version__}, tf.keras={keras_module.split('.')[0]} {tf_keras_version}, "
-          f"DeepCTR {deepctr.__version__}, os.cpu_count()={info['cpu_count']}")
-    print(f"{common.describe(data)}; batch {FLAGS.batch_size}; median of {FLAGS.epochs} epochs after 1 warm-up")
-    print(f"load average before/after: {load_before} / {info.get('loadavg')}")
-    print()
-    print(common.peer_table(results))
+    common.print_peer_run(
+        f"TensorFlow {tf.__version__}, tf.keras={keras_module.split('.')[0]} {tf_keras_version}, "
+        f"DeepCTR {deepctr.__version__}",
+        data, FLAGS.batch_size, FLAGS.epochs, load_before, info, results,
+    )
     if FLAGS.json_out:
         common.write_json(
             FLAGS.json_out,

@@ -139,14 +139,11 @@ def main(argv):
               flush=True)
 
     info = common.machine_info()
-    print()
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} intra-op threads, "
-          f"{torch.get_num_interop_threads()} inter-op), DeepCTR-Torch {deepctr_torch_version}, "
-          f"os.cpu_count()={info['cpu_count']}")
-    print(f"{common.describe(data)}; batch {FLAGS.batch_size}; median of {FLAGS.epochs} epochs after 1 warm-up")
-    print(f"load average before/after: {load_before} / {info.get('loadavg')}")
-    print()
-    print(common.peer_table(results))
+    common.print_peer_run(
+        f"torch {torch.__version__} ({torch.get_num_threads()} intra-op threads, "
+        f"{torch.get_num_interop_threads()} inter-op), DeepCTR-Torch {deepctr_torch_version}",
+        data, FLAGS.batch_size, FLAGS.epochs, load_before, info, results,
+    )
     if FLAGS.json_out:
         common.write_json(
             FLAGS.json_out,

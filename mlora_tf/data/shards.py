@@ -550,6 +550,17 @@ class ShardedDataset:
         if split not in SPLITS:
             raise ValueError(f"Unknown split '{split}'; valid splits are {list(SPLITS)}. Received: split={split!r}")
 
+    def _split_domains(self, split: str, domains) -> list[int]:
+        """`domains` (None: every domain) as a checked list of distinct domain ids of
+        a checked `split`."""
+        self._check_split(split)
+        domains = list(range(self.n_domains)) if domains is None else list(domains)
+        for d in domains:
+            self._check_domain(d)
+        if not domains or len(set(domains)) != len(domains):
+            raise ValueError(f"`domains` must be distinct domain ids. Received: domains={domains}")
+        return domains
+
     def _check_domain(self, domain: int) -> None:
         if isinstance(domain, bool) or not isinstance(domain, (int, np.integer)) or not 0 <= domain < self.n_domains:
             raise ValueError(f"Domain id must be an integer in [0, {self.n_domains}). Received: domain={domain!r}")
@@ -738,12 +749,7 @@ class ShardedDataset:
                 seeded), so batches mix domains whatever the buffer; every row still
                 comes once per pass.
         """
-        self._check_split(split)
-        domains = list(range(self.n_domains)) if domains is None else list(domains)
-        for d in domains:
-            self._check_domain(d)
-        if not domains or len(set(domains)) != len(domains):
-            raise ValueError(f"`domains` must be distinct domain ids. Received: domains={domains}")
+        domains = self._split_domains(split, domains)
         if mix not in MIX_MODES:
             raise ValueError(f"`mix` must be one of {list(MIX_MODES)}. Received: mix={mix!r}")
         self._check_stream_args(batch_size, shuffle_buffer, cycle_length, block_length)
@@ -821,12 +827,7 @@ class ShardedDataset:
         Raises:
             ValueError: `order` is not a permutation of the rows (found while reading).
         """
-        self._check_split(split)
-        domains = list(range(self.n_domains)) if domains is None else list(domains)
-        for d in domains:
-            self._check_domain(d)
-        if not domains or len(set(domains)) != len(domains):
-            raise ValueError(f"`domains` must be distinct domain ids. Received: domains={domains}")
+        domains = self._split_domains(split, domains)
         self._check_stream_args(batch_size, 0, 1, None)
         if batch_size is None:
             raise ValueError("`batch_size` must be an integer >= 1. Received: batch_size=None")
