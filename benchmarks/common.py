@@ -284,3 +284,17 @@ def print_peer_run(versions: str, data: dict, batch_size: int, epochs: int, load
     print(f"load average before/after: {load_before} / {info.get('loadavg')}")
     print()
     print(peer_table(results))
+
+
+DATA_SETTINGS = ("rows", "domains", "batch_size", "epochs", "seed")
+"""The flags every benchmark records: the data and the timing."""
+
+
+def flag_settings(flag_values, *extra: str) -> dict:
+    """`{name: value}` of `DATA_SETTINGS` and `extra` flags (lists as lists), for a JSON
+    record."""
+    out = {}
+    for name in DATA_SETTINGS + extra:
+        value = getattr(flag_values, name)
+        out[name] = list(value) if isinstance(value, (list, tuple)) else value
+    return out

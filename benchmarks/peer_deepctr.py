@@ -142,14 +142,7 @@ def main(argv):
                 "deepctr": deepctr.__version__,
                 "machine": info,
                 "loadavg_before": load_before,
-                "settings": {
-                    "rows": FLAGS.rows,
-                    "domains": FLAGS.domains,
-                    "batch_size": FLAGS.batch_size,
-                    "epochs": FLAGS.epochs,
-                    "seed": FLAGS.seed,
-                    "modes": list(FLAGS.modes),
-                },
+                "settings": common.flag_settings(FLAGS, "modes"),
                 "results": results,
             },
         )

@@ -155,15 +155,7 @@ def main(argv):
                 "deepctr_torch": deepctr_torch_version,
                 "machine": info,
                 "loadavg_before": load_before,
-                "settings": {
-                    "rows": FLAGS.rows,
-                    "domains": FLAGS.domains,
-                    "batch_size": FLAGS.batch_size,
-                    "epochs": FLAGS.epochs,
-                    "seed": FLAGS.seed,
-                    "threads": FLAGS.threads,
-                    "modes": list(FLAGS.modes),
-                },
+                "settings": common.flag_settings(FLAGS, "threads", "modes"),
                 "results": results,
             },
         )

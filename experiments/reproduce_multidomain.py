@@ -47,6 +47,7 @@ from reproduce_common import (  # noqa: E402
     RunStore,
     bar_chart,
     cell_config,
+    compact_record,
     explain_missing_data,
     fmt_p,
     fmt_pct,
@@ -63,6 +64,7 @@ PROGRAM = "reproduce-multidomain"
 ADAPTERS = ("none", "mlora")
 PROTOCOLS = ("mlora", "scenario_wise_rec")
 SWR_DATASETS = {"ml-1m": "ml-1m-m3oe", "ml-100k": "ml-100k-m3oe"}
+SWR_SPLIT = "age3"  # the -m3oe datasets' three age domains
 SWR_TASK = "click"  # rating > 3, Scenario-Wise-Rec's label
 SWR_EMBEDDING = 16
 SWR_BATCH = 4096
@@ -118,17 +120,25 @@ def run_settings(protocol: str) -> tuple[dict, dict]:
     return {}, {}
 
 
+def protocol_data(dataset: str, split: str, options: dict, protocol: str) -> tuple[str, str, dict]:
+    """`(dataset, domain split, loader options)` the grid's runs load under `protocol`:
+    as given, or Scenario-Wise-Rec's (the `-m3oe` MovieLens setup, its three age
+    domains, the random 8:1:1 split)."""
+    if protocol == "scenario_wise_rec":
+        return SWR_DATASETS[dataset], SWR_SPLIT, dict(options, split="random")
+    return dataset, split, dict(options)
+
+
 def load_grid_dataset(dataset: str, data_dir, split: str, protocol: str, options: dict):
     """The grid's dataset (single-task), or None after printing why it could not load."""
     from mlora_tf.config import DataConfig, RunConfig
     from mlora_tf.runs.train import load_run_dataset
 
-    if protocol == "scenario_wise_rec":
-        if dataset not in SWR_DATASETS:
-            print(f"{PROGRAM}: --protocol=scenario_wise_rec is defined on MovieLens ({', '.join(SWR_DATASETS)}). "
-                  f"Received: --dataset={dataset}", file=sys.stderr)
-            return None
-        dataset, split, options = SWR_DATASETS[dataset], None, dict(options, split="random")
+    if protocol == "scenario_wise_rec" and dataset not in SWR_DATASETS:
+        print(f"{PROGRAM}: --protocol=scenario_wise_rec is defined on MovieLens ({', '.join(SWR_DATASETS)}). "
+              f"Received: --dataset={dataset}", file=sys.stderr)
+        return None
+    dataset, split, options = protocol_data(dataset, split, options, protocol)
     try:
         data = load_run_dataset(RunConfig(data=DataConfig(dataset=dataset, data_dir=data_dir, domain_split=split,
                                                           options=options)))
@@ -146,11 +156,12 @@ def cells(models, tag: str, split: str, seeds) -> list[Cell]:
 
 
 def make_runner(data, dataset: str, data_dir, options: dict, protocol: str, max_epochs: int, loop: str):
+    """`run_cell(cell)`: trains one cell on the loaded `data` (its config records the
+    dataset, split and options of `protocol_data`)."""
     from mlora_tf.runs.train import train_run
 
     model_fields, train_fields = run_settings(protocol)
-    if protocol == "scenario_wise_rec":
-        dataset, options = SWR_DATASETS[dataset], dict(options, split="random")
+    dataset, _, options = protocol_data(dataset, None, options, protocol)
 
     def run_cell(cell: Cell) -> dict:
         config = cell_config(cell, dataset, data_dir, options, max_epochs, model=model_fields, loop=loop, **train_fields)
@@ -160,8 +171,7 @@ def make_runner(data, dataset: str, data_dir, options: dict, protocol: str, max_
 
 
 def compact(result: dict) -> dict:
-    from reproduce_common import compact_record
-
+    """`compact_record` plus the pooled AUC and the training speed."""
     out = compact_record(result)
     for key in ("pooled_auc", "train_examples_per_second"):
         if key in result:
@@ -297,7 +307,7 @@ def main(argv):
     folder = os.path.join(FLAGS.results_dir, tag)
     store = RunStore(os.path.join(folder, "runs.jsonl"))
     seeds = [FLAGS.base_seed + i for i in range(FLAGS.seeds)]
-    split = "age3" if FLAGS.protocol == "scenario_wise_rec" else FLAGS.split
+    split = protocol_data(FLAGS.dataset, FLAGS.split, options, FLAGS.protocol)[1]
     grid = cells(models, tag, split, seeds)
     run_grid(grid, store, make_runner(data, FLAGS.dataset, FLAGS.data_dir, options, FLAGS.protocol,
                                       FLAGS.max_epochs, FLAGS.loop), compact=compact)

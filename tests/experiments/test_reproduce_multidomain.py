@@ -3,29 +3,21 @@ it resumes, its table holds what its runs measured, bad flags are refused before
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 
+from driver_runs import ROOT, drive, driver_path, read_runs
 from reproduce_common import Cell, RunStore, fmt_p, fmt_pct, mean_std, paired_t_test
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DRIVER = os.path.join(ROOT, "experiments", "reproduce_multidomain.py")
-TINY = ["--dataset=synthetic", "--data_options=n_rows=3000,n_users=200,n_items=100", "--max_epochs=1", "--noplot"]
+DRIVER = driver_path("reproduce_multidomain")
 
 
 def _drive(results, *args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, DRIVER, f"--results_dir={results}", *TINY, *args],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
+    return drive(DRIVER, results, *args)
 
 
-def _runs(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+_runs = read_runs
 
 
 def _driver():

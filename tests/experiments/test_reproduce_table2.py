@@ -5,24 +5,17 @@ import sys
 
 import pytest
 
+from driver_runs import ROOT, drive, driver_path, read_runs
 from reproduce_common import Cell, RunStore, paired_t_test, t_test_p_value
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DRIVER = os.path.join(ROOT, "experiments", "reproduce_table2.py")
-TINY = ["--dataset=synthetic", "--data_options=n_rows=3000,n_users=200,n_items=100", "--max_epochs=1", "--noplot"]
+DRIVER = driver_path("reproduce_table2")
 
 
 def _drive(results, *args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, DRIVER, f"--results_dir={results}", *TINY, *args],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
+    return drive(DRIVER, results, *args)
 
 
-def _runs(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+_runs = read_runs
 
 
 def test_grid_resumes_and_redoes_exactly_the_missing_run(tmp_path):
