@@ -17,8 +17,11 @@ $(STAMP): setup.py | $(PY)
 
 install: $(STAMP)
 
+# The suite on TEST_WORKERS processes (pytest-xdist; each test file stays in one process,
+# so its module fixtures are built once). TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: $(STAMP)
 	$(PY) experiments/demo.py

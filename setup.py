@@ -19,7 +19,8 @@ setup(
         "absl-py",
     ],
     extras_require={
-        "dev": ["pytest"],
+        # pytest-xdist: `make test` runs the suite on two processes (README, "Tests").
+        "dev": ["pytest", "pytest-xdist>=3.5"],
         "plots": ["matplotlib"],
         # The TF Serving request protos (PredictRequest) for clients and the export
         # tests; each release requires the TensorFlow of its own minor version.

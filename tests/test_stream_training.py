@@ -159,17 +159,33 @@ def test_streamed_resume_inside_a_phase_gives_the_weights_of_an_unbroken_run(dat
     _assert_same_run(unbroken, resumed)
 
 
-def test_streaming_refuses_a_full_permutation_and_a_strategy(data, shards):
-    import tensorflow as tf
-
+def test_streaming_refuses_a_full_permutation(data, shards):
     with pytest.raises(ValueError, match="shuffle='permutation'` needs every row in memory.*--stream=false"):
         _train(shards, data, shuffle="permutation")
+
+
+def test_streaming_under_a_one_pipeline_strategy_reads_what_one_device_reads(data, shards):
+    # A strategy streams (tests/distribute/test_stream_distribute.py for several
+    # pipelines); with one input pipeline it trains on the one-device batches.
+    import tensorflow as tf
+
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    with pytest.raises(ValueError, match="trains on one device"):
+
+    def train(strategy):
+        keras.utils.set_random_seed(7)
         with strategy.scope():
-            model = build_model(ModelConfig(name="wdl", adapter="mlora", hidden_units=(8,)),
+            model = build_model(ModelConfig(name="wdl", adapter="mlora", hidden_units=(8,), dropout=0.0),
                                 DataSpec.from_dataset(data))
-        Trainer(model, shards, TrainConfig(batch_size=64), strategy=strategy)
+        trainer = Trainer(model, shards, TrainConfig(batch_size=64, max_epochs=2, seed=3), strategy=strategy)
+        return trainer, trainer.fit(schedule_phases("joint", "mlora"))
+
+    (one, one_results), (distributed, results) = train(tf.distribute.get_strategy()), train(strategy)
+    assert distributed.strategy is strategy and one.strategy is None
+    assert results[0].train_examples == one_results[0].train_examples == 2 * sum(data.sizes()["train"])
+    losses = [h["train_loss"] for h in results[0].history]
+    assert losses == pytest.approx([h["train_loss"] for h in one_results[0].history], abs=1e-6)
+    for wa, wb in zip(one._snapshot(), distributed._snapshot()):
+        np.testing.assert_allclose(wa, wb, atol=1e-6)
 
 
 def test_streamed_training_never_reads_the_splits_into_memory(data, shards, monkeypatch):

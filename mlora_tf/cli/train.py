@@ -43,8 +43,8 @@ flags.DEFINE_list("hash_buckets", None, "feature:N,... (e.g. uid:1000000,pid:200
                   "values into N buckets instead of a vocabulary (tables of N rows, no OOV row; evaluate, export and "
                   "add-domain hash the same way). Never the domain. A csv prepared folder takes it from mlora-prepare.")
 flags.DEFINE_boolean("stream", True, "A shard folder as --data_dir (mlora-prepare --format=tfrecord|parquet) is "
-                     "streamed from disk with tf.data (default); --stream=false reads it into memory first (needed "
-                     "for --shuffle=permutation and --strategy).")
+                     "streamed from disk with tf.data (default; under --strategy each worker reads its own files); "
+                     "--stream=false reads it into memory first (needed for --shuffle=permutation).")
 # model
 flags.DEFINE_string("model", None, "Backbone (see --list_models). Default wdl.")
 flags.DEFINE_enum("adapter", None, ["none", "mlora", "moe"], "none = Base, mlora = MLoRA, moe = MoE-MLoRA.")

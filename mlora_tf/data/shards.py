@@ -577,13 +577,17 @@ class ShardedDataset:
         """`split` -> per-domain row counts, as `MultiDomainDataset.sizes`."""
         return {s: [self._rows[s, d] for d in range(self.n_domains)] for s in SPLITS}
 
-    def files(self, split: str, domain: int | None = None) -> list[ShardFile]:
-        """The part files of `split` (of one domain), in row order."""
+    def files(
+        self, split: str, domain: int | None = None, input_context: tf.distribute.InputContext | None = None
+    ) -> list[ShardFile]:
+        """The part files of `split` (of one domain), in row order; with an
+        `input_context`, only that input pipeline's: of each domain, every
+        `num_input_pipelines`-th file from the `input_pipeline_id`-th on."""
         self._check_split(split)
-        if domain is None:
-            return [f for d in range(self.n_domains) for f in self._files[split, d]]
-        self._check_domain(domain)
-        return list(self._files[split, int(domain)])
+        domains = range(self.n_domains) if domain is None else [domain]
+        if domain is not None:
+            self._check_domain(domain)
+        return [f for d in domains for f in self._worker_files(list(self._files[split, int(d)]), input_context)]
 
     def element_spec(self, batched: bool = True) -> dict[str, tf.TensorSpec]:
         """The spec of one element of `dataset_for`: `(None,)` per column when batched."""
@@ -710,7 +714,7 @@ class ShardedDataset:
         self._check_split(split)
         self._check_domain(domain)
         self._check_stream_args(batch_size, shuffle_buffer, cycle_length, block_length)
-        files = self._worker_files(self.files(split, domain), input_context)
+        files = self.files(split, domain, input_context)
         rows = self._raw_rows(files, cycle_length, block_length)
         rows = self._shuffle(rows, shuffle_buffer, seed, reshuffle_each_iteration)
         return self._finish(rows, batch_size, drop_remainder)
@@ -761,7 +765,7 @@ class ShardedDataset:
             streams, weights = [], []
             per_domain = max(1, int(shuffle_buffer) // len(domains)) if shuffle_buffer else 0
             for i, d in enumerate(domains):
-                files = self._worker_files(self.files(split, d), input_context)
+                files = self.files(split, d, input_context)
                 stream = self._raw_rows(files, cycle_length, block_length)
                 stream = self._shuffle(stream, per_domain, None if seed is None else seed + i, reshuffle_each_iteration)
                 streams.append(stream.batch(_SAMPLE_BLOCK))  # drawn in blocks: a draw per row is slow
@@ -798,6 +802,7 @@ class ShardedDataset:
         *,
         domains: Sequence[int] | None = None,
         order: str | os.PathLike | np.ndarray | None = None,
+        input_context: tf.distribute.InputContext | None = None,
     ) -> tf.data.Dataset:
         """Batches of the rows of `domains` of `split`, read block by block (fast).
 
@@ -818,7 +823,11 @@ class ShardedDataset:
             order: None: the rows in their order; a permutation of `0 .. n - 1`, as an
                 int32 array or as the path of a file of `n` native int32 values
                 (`numpy.ndarray.tofile`; read a block at a time). `n` is
-                `sum(num_rows(split, d) for d in domains)`.
+                `sum(num_rows(split, d) for d in domains)`, or with `input_context`
+                the rows of this pipeline's files.
+            input_context: a `tf.distribute.InputContext`: read only this input
+                pipeline's files (`files(split, d, input_context)` of each domain),
+                and no other file is opened.
 
         Returns:
             A `tf.data.Dataset` of `{column: (batch_size,) tensor}` dicts (the columns
@@ -831,7 +840,7 @@ class ShardedDataset:
         self._check_stream_args(batch_size, 0, 1, None)
         if batch_size is None:
             raise ValueError("`batch_size` must be an integer >= 1. Received: batch_size=None")
-        files = [f for d in domains for f in self.files(split, d)]
+        files = [f for d in domains for f in self.files(split, d, input_context)]
         n = sum(f.rows for f in files)
         if isinstance(order, np.ndarray) and len(order) != n:
             raise ValueError(f"`order` must hold the {n} rows of {split} {domains}. Received: {len(order)} values")

@@ -21,7 +21,7 @@ from mlora_tf.export.run_folder import CHECKPOINTS_DIR, TENSORBOARD_DIR, write_r
 from mlora_tf.models import DataSpec, build_model, dense_stack_of, resolve_config
 from mlora_tf.training import Trainer, schedule_phases
 from mlora_tf.training.loops import resolve_loop
-from mlora_tf.training.distribute import is_chief, is_multi_worker
+from mlora_tf.training.distribute import is_chief
 
 def load_run_dataset(config: RunConfig, stream: bool = False):
     """The run's dataset. A shard folder as `data_dir` is streamed with `stream=True`
@@ -53,8 +53,10 @@ def train_run(
     With a `strategy` (`mlora_tf.training.distribute.make_strategy`) the model is built
     under its scope and trained data-parallel; on a multi-worker cluster only the chief
     writes into `output_dir` (the other workers write into a temporary folder that is
-    then deleted), and phase checkpoints are off (a resumed worker could not agree with
-    the others on the phase).
+    then deleted). The chief checkpoints every epoch into `output_dir/checkpoints`, and
+    a cluster started again resumes from there: every worker reads the chief's
+    checkpoint, so `output_dir` must be on a filesystem every worker sees (the workers
+    check that they resume from the same point, see `Trainer.fit`).
 
     A shard folder as `config.data.data_dir` is streamed (`stream=True`, the default:
     a `mlora_tf.data.streamed.StreamedDataset`, trained and scored from disk by
@@ -66,7 +68,7 @@ def train_run(
     start = time.time()
     config = resolve_loop(config)
     strategy = strategy or tf.distribute.get_strategy()
-    worker_dir = None
+    worker_dir, run_dir = None, output_dir
     if output_dir and not is_chief(strategy):
         output_dir = worker_dir = tempfile.mkdtemp(prefix="mlora_tf_worker_")
     if dataset is None:
@@ -90,8 +92,8 @@ def train_run(
         )
     else:
         phases = schedule_phases(config.train.schedule, config.model.adapter)
-    checkpoint_dir = os.path.join(output_dir, CHECKPOINTS_DIR) if output_dir and not is_multi_worker(strategy) else None
-    phase_results = trainer.fit(phases, checkpoint_dir=checkpoint_dir)
+    checkpoint_dir = os.path.join(run_dir, CHECKPOINTS_DIR) if run_dir else None
+    phase_results = trainer.fit(phases, checkpoint_dir=checkpoint_dir, write_checkpoints=is_chief(strategy))
     if trainer.final_metrics is not None:
         # The last phase scored its final weights (the model's weights now) already.
         val, test = trainer.final_metrics["val"], trainer.final_metrics["test"]

@@ -227,29 +227,59 @@ class Checkpoint:
     every trainer.
 
     Files in `folder`: `state.json` (JSON state: what was finished, counters, random
-    generator states) and `weights.npz` (named groups of arrays: `model`, `best`,
-    optimizers, ...; group `g`'s i-th array is stored as `g_i`). Both are written
-    atomically, the weights first, so a state file always has its weights.
+    generator states) and a weights file `weights-<n>.npz` (named groups of arrays:
+    `model`, `best`, optimizers, ...; group `g`'s i-th array is stored as `g_i`) that
+    the state names. Each save writes a new weights file, then the state that names it
+    (both atomically), then deletes older weights files: a run killed at any moment
+    leaves a state with its own weights. (A checkpoint of an earlier version, with
+    `weights.npz` and no name in its state, still loads.)
     """
 
     STATE_FILE = "state.json"
-    WEIGHTS_FILE = "weights.npz"
+    WEIGHTS_FILE = "weights.npz"  # the earlier versions' single weights file
 
     def __init__(self, folder: str):
         self.folder = folder
         self.state_path = os.path.join(folder, self.STATE_FILE)
-        self.weights_path = os.path.join(folder, self.WEIGHTS_FILE)
+
+    def _weights_name(self) -> str | None:
+        """The weights file the state names (the old single file for an old state),
+        or None without a state."""
+        try:
+            with open(self.state_path) as f:
+                return json.load(f).get("weights_file", self.WEIGHTS_FILE)
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError, AttributeError) as error:
+            raise ValueError(
+                f"The checkpoint in {self.folder} is damaged ({error}); delete the folder to start afresh."
+            ) from error
+
+    @property
+    def weights_path(self) -> str:
+        return os.path.join(self.folder, self._weights_name() or self.WEIGHTS_FILE)
 
     def exists(self) -> bool:
-        return os.path.exists(self.state_path) and os.path.exists(self.weights_path)
+        name = self._weights_name()
+        return name is not None and os.path.exists(os.path.join(self.folder, name))
 
     def save(self, state: dict, arrays: dict) -> None:
         """Writes `state` (JSON-able) and `arrays` (group name -> list of arrays)."""
         flat = {f"{group}_{i}": value for group, values in arrays.items() for i, value in enumerate(values)}
         buffer = io.BytesIO()
         np.savez(buffer, **flat)
-        atomic_write_bytes(self.weights_path, buffer.getvalue())
-        atomic_write_json(self.state_path, {**state, "array_groups": {g: len(v) for g, v in arrays.items()}})
+        previous = self._weights_name() if os.path.exists(self.state_path) else None
+        generation = 0
+        if previous is not None and previous.startswith("weights-"):
+            generation = int(previous[len("weights-"):-len(".npz")]) + 1
+        name = f"weights-{generation}.npz"
+        atomic_write_bytes(os.path.join(self.folder, name), buffer.getvalue())
+        atomic_write_json(
+            self.state_path, {**state, "weights_file": name, "array_groups": {g: len(v) for g, v in arrays.items()}}
+        )
+        for old in os.listdir(self.folder):
+            if old != name and (old == self.WEIGHTS_FILE or (old.startswith("weights-") and old.endswith(".npz"))):
+                os.remove(os.path.join(self.folder, old))
 
     def load(self) -> tuple[dict, dict]:
         """`(state, arrays)` as saved; raises ValueError naming a damaged file."""
@@ -257,7 +287,8 @@ class Checkpoint:
             with open(self.state_path) as f:
                 state = json.load(f)
             groups = state.pop("array_groups")
-            with np.load(self.weights_path) as data:
+            name = state.pop("weights_file", self.WEIGHTS_FILE)
+            with np.load(os.path.join(self.folder, name)) as data:
                 arrays = {g: [data[f"{g}_{i}"] for i in range(n)] for g, n in groups.items()}
         except (KeyError, ValueError, OSError) as error:
             raise ValueError(

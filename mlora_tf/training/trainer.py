@@ -30,7 +30,21 @@ numbers in a temporary folder (4 bytes a row, on disk) and read back a block at 
 On the same rows the streamed pass trains on the same batches in the same order, so
 training and evaluation (streamed too, in `eval_batch_size` chunks) give the same
 numbers; the pass seeds are checkpointed. Only `shuffle="buffer"` streams (a full
-permutation needs every row), on one device.
+permutation needs every row).
+
+Streaming under a strategy: every input pipeline (each replica of `mirrored`, each
+worker of `multi_worker`) reads its own files only (`ShardedDataset.files(...,
+input_context)`: of each domain of the pass, every `P`-th file from its own on), in the
+order of its own shuffle buffer (seeded from the pass seed and the pipeline), in batches
+of `batch_size / num_replicas` rows; global batch `k` is the `k`-th batch of every
+replica. The pipelines agree from the manifest's row counts on the number of steps of a
+pass (the longest pipeline's; the others get empty batches at the end) and on each step's
+global rows (the loss is their mean), so no collective beyond the gradients' all-reduce
+runs and no worker waits for another's files. The same files on the same number of
+pipelines give the same batches whether the pipelines are replicas of one process or
+workers of a cluster (`mirrored` over `P` logical devices is the one-process reference
+of a `P`-worker run); a single device reads every file in one order, so its batches
+differ. Evaluation streams every row on every worker (memory stays flat).
 """
 
 from __future__ import annotations
@@ -52,7 +66,7 @@ from absl import logging
 from mlora_tf.config import TrainConfig
 from mlora_tf.models.builder import count_params, dense_stack_of, ordered_features, variable_groups
 from mlora_tf.models.mdmt_parts import input_names
-from mlora_tf.training.distribute import is_default_strategy, per_replica_batch_size
+from mlora_tf.training.distribute import is_default_strategy, is_multi_worker, per_replica_batch_size
 from mlora_tf.training.optimizers import FusedAdam
 from mlora_tf.training.metrics import AUC_FUNCTIONS, domain_metrics, plain_mean
 from mlora_tf.training.loops import CHOICES, get_factor
@@ -283,12 +297,6 @@ class Trainer:
                 "`shuffle='permutation'` needs every row in memory. Use shuffle='buffer', or read the folder into "
                 f"memory (mlora-train --stream=false). Received: shuffle={self.shuffle!r}"
             )
-        if self.strategy is not None:
-            raise ValueError(
-                f"A streamed shard folder ({self.dataset.folder}) trains on one device; read it into memory "
-                f"(mlora-train --stream=false) to train under a strategy. Received: strategy="
-                f"{type(self.strategy).__name__}"
-            )
 
     def _scope(self):
         """The strategy's scope (a no-op context on one device)."""
@@ -349,7 +357,7 @@ class Trainer:
                 self.optimizer.build(self.train_variables)
         make = self._make_train_pass if self.strategy is None else self._make_distributed_train_pass
         if self.streamed:
-            make = self._make_stream_pass
+            make = self._make_stream_pass if self.strategy is None else self._make_distributed_stream_pass
         self._train_pass = self._by_batch_kind(make)
         self._predict = self._make_predict()
 
@@ -489,28 +497,97 @@ class Trainer:
             )
         return self._stream_seeds[key]
 
-    def _stream_order(self, key, n: int) -> str:
+    def _stream_order(self, key, n: int, pipeline: int | None = None) -> str:
         """The file of the streamed pass `key`'s row order over its `n` rows (the
         shuffle buffer's, `write_shuffle_buffer_order`), written on first use into a
-        temporary folder that goes with the trainer."""
-        if key not in self._stream_orders:
+        temporary folder that goes with the trainer. Under a strategy, input pipeline
+        `pipeline`'s order over its own rows, seeded from the pass seed and `pipeline`."""
+        order_key = key if pipeline is None else ("pipeline", pipeline, key)
+        if order_key not in self._stream_orders:
             seed = self._stream_seed(key)
+            if pipeline is not None:
+                seed = int(np.random.default_rng([seed, pipeline]).integers(2**31 - 1))
             if self._order_dir is None:
                 self._order_dir = tempfile.mkdtemp(prefix="mlora_tf_orders_")
                 weakref.finalize(self, shutil.rmtree, self._order_dir, True)
             path = os.path.join(self._order_dir, f"pass-{len(self._stream_orders)}.int32")
             write_shuffle_buffer_order(path, n, self.config.shuffle_buffer, seed)
-            self._stream_orders[key] = path
-        return self._stream_orders[key]
+            self._stream_orders[order_key] = path
+        return self._stream_orders[order_key]
 
-    def _stream_batches(self, key, domains) -> tf.data.Dataset:
-        """The training batches of the streamed pass `key` over `domains` (one domain,
-        or several with `mixed_batches`) in the shuffle buffer's order."""
+    def _stream_batches(self, key, domains) -> tuple:
+        """The training input of the streamed pass `key` over `domains` (one domain,
+        or several with `mixed_batches`) in the shuffle buffer's order: `(dataset,)` on
+        one device, `(distributed dataset, steps)` under a strategy
+        (`_distributed_stream_batches`)."""
+        if self.strategy is not None:
+            return self._distributed_stream_batches(key, domains)
         n = sum(self.dataset.num_rows("train", d) for d in domains)
         rows = self.dataset.shards.batches(
             "train", self.config.batch_size, domains=list(domains), order=self._stream_order(key, n)
         )
-        return rows.map(self._row_tuple)
+        return (rows.map(self._row_tuple),)
+
+    def _input_pipelines(self) -> tuple[int, tf.distribute.InputReplicationMode]:
+        """`(P, mode)`: the strategy's input pipelines and their replication mode (one
+        pipeline per replica under `mirrored`, per worker under `multi_worker`)."""
+        strategy = self.strategy
+        if isinstance(strategy, tf.distribute.MirroredStrategy):
+            return strategy.num_replicas_in_sync, tf.distribute.InputReplicationMode.PER_REPLICA
+        workers = 1
+        if is_multi_worker(strategy):
+            cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+            workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+        return workers, tf.distribute.InputReplicationMode.PER_WORKER
+
+    def _distributed_stream_batches(self, key, domains) -> tuple:
+        """`(distributed dataset, steps)` of the streamed pass `key` under the strategy.
+
+        Pipeline `p` of `P` reads its files of `domains` in its own shuffle buffer's
+        order (`_stream_order(key, n_p, p)`) in per-replica batches of
+        `b = batch_size / R` rows; each of its `R / P` replicas takes every
+        `(R / P)`-th of them. `steps` is the longest pipeline's; a shorter one ends
+        with empty batches. Every element carries the global batch's row count, the
+        same on every replica of a step, from the manifest's per-file rows.
+        """
+        shards, strategy = self.dataset.shards, self.strategy
+        replicas = strategy.num_replicas_in_sync
+        per_replica = per_replica_batch_size(self.config.batch_size, strategy)
+        pipelines, mode = self._input_pipelines()
+        local = replicas // pipelines
+
+        def context(p):
+            return tf.distribute.InputContext(num_input_pipelines=pipelines, input_pipeline_id=p,
+                                              num_replicas_in_sync=replicas)
+
+        rows = [sum(f.rows for d in domains for f in shards.files("train", d, context(p))) for p in range(pipelines)]
+        elements = [-(-n // per_replica) for n in rows]
+        steps = max(-(-e // local) for e in elements)
+        sizes = np.zeros((pipelines, steps * local), np.int64)  # rows of each pipeline's elements
+        for p, n in enumerate(rows):
+            sizes[p, : elements[p]] = per_replica
+            if n % per_replica:
+                sizes[p, elements[p] - 1] = n % per_replica
+        global_rows = sizes.reshape(pipelines, steps, local).sum(axis=(0, 2))
+        spec = shards.element_spec(batched=True)
+        empty = {c: tf.zeros([0], s.dtype) for c, s in spec.items()}
+
+        def pipeline_batches(input_context):
+            p = input_context.input_pipeline_id
+            if input_context.num_input_pipelines != pipelines:
+                raise RuntimeError(f"{input_context.num_input_pipelines} input pipelines; expected {pipelines}.")
+            # One pipeline reads what one device reads, in the same order.
+            order = self._stream_order(key, rows[p], p if pipelines > 1 else None) if rows[p] else None
+            batches = shards.batches("train", per_replica, domains=list(domains), input_context=input_context,
+                                     order=order)
+            padding = steps * local - elements[p]
+            if padding:
+                batches = batches.concatenate(tf.data.Dataset.from_tensors(empty).repeat(padding))
+            counts = tf.data.Dataset.from_tensor_slices(np.repeat(global_rows, local))
+            return tf.data.Dataset.zip(batches, counts).map(lambda row, n: (*self._row_tuple(row), n))
+
+        options = tf.distribute.InputOptions(experimental_fetch_to_device=False, experimental_replication_mode=mode)
+        return strategy.distribute_datasets_from_function(pipeline_batches, options), steps
 
     def _buffer_order(self, key, n: int):
         """The row order of a pass over `n` rows through a `shuffle_buffer`-row
@@ -568,43 +645,20 @@ class Trainer:
         it, `b = batch_size / R` (fewer, or none, in the last batch of a pass).
         `strategy.run` runs the step on every replica, which gathers its rows from the
         in-memory tensors on the host, as the one-device pass does. Every worker holds
-        all rows and draws the same permutation.
-
-        Each replica's loss is its per-row BCE summed and divided by the rows of the
-        whole global batch (`tf.nn.compute_average_loss`), so the gradients that Keras'
-        `optimizer.apply` all-reduces (sums) over the replicas are those of the
-        global-batch mean; regularisation enters with weight `1 / num_replicas` on each
-        replica, so once in total.
+        all rows and draws the same permutation. Each replica's update is
+        `_make_replica_update`'s.
         """
-        strategy, model, optimizer, variables = self.strategy, self.model, self.optimizer, self.train_variables
+        strategy = self.strategy
         batch_size = self.config.batch_size
-        replicas = strategy.num_replicas_in_sync
         slots = self._slot_iterator()
-        row_loss = LOSSES[self.loss_kind]
-        l2 = [_l2_factor(v) for v in variables]
-        others = [v for v, f in zip(variables, l2) if f is None and v.regularizer is not None]
-        with strategy.scope():
-            # Sync-on-read: each replica adds its share locally; reading sums them.
-            loss_total = keras.metrics.Sum(name="train_loss_total")
+        update, loss_total = self._make_replica_update(one_domain)
 
         def replica_step(slot, order, start, end, *tensors):
             # `tensors`: one id tensor per feature, then the labels (the whole pass).
             with tf.device("/cpu:0"):  # the rows stay in host memory; only the share moves
                 rows = order[tf.minimum(start + slot[0], end) : tf.minimum(start + slot[1], end)]
                 tensors = [tf.gather(t, rows) for t in tensors]
-            features, label = tensors[:-1], tensors[-1]
-            with tf.GradientTape() as tape, self._single_domain(one_domain):
-                logit = model(self._model_inputs(features), training=True)["logit"]
-                per_row = row_loss(label, logit)
-                loss = tf.nn.compute_average_loss(per_row, global_batch_size=end - start)
-                total = loss + tf.add_n([v.regularizer(v) for v in others]) / replicas if others else loss
-            gradients = tape.gradient(total, variables)
-            gradients = [
-                g if f is None else tf.convert_to_tensor(g) + (2.0 * f / replicas) * v.value
-                for g, v, f in zip(gradients, variables, l2)
-            ]
-            optimizer.apply(gradients, variables)
-            loss_total.update_state(loss)
+            update(tensors[:-1], tensors[-1], end - start)
 
         @tf.function(input_signature=self._specs())
         def shuffled_order(*tensors):
@@ -638,6 +692,66 @@ class Trainer:
             return run_batches(slots, shuffled_order(*tensors), *tensors)
 
         return train_pass
+
+    def _make_replica_update(self, one_domain: bool):
+        """`(update, loss_total)`: `update(features, label, global_rows)` is one
+        replica's share of a distributed step (its rows of a global batch of
+        `global_rows` rows), `loss_total` the pass's summed global-batch losses.
+
+        Each replica's loss is its per-row loss summed and divided by the rows of the
+        whole global batch (`tf.nn.compute_average_loss`), so the gradients that Keras'
+        `optimizer.apply` all-reduces (sums) over the replicas are those of the
+        global-batch mean; regularisation enters with weight `1 / num_replicas` on each
+        replica, so once in total.
+        """
+        strategy, model, optimizer, variables = self.strategy, self.model, self.optimizer, self.train_variables
+        replicas = strategy.num_replicas_in_sync
+        row_loss = LOSSES[self.loss_kind]
+        l2 = [_l2_factor(v) for v in variables]
+        others = [v for v, f in zip(variables, l2) if f is None and v.regularizer is not None]
+        with strategy.scope():
+            # Sync-on-read: each replica adds its share locally; reading sums them.
+            loss_total = keras.metrics.Sum(name="train_loss_total")
+
+        def update(features, label, global_rows):
+            with tf.GradientTape() as tape, self._single_domain(one_domain):
+                logit = model(self._model_inputs(features), training=True)["logit"]
+                per_row = row_loss(label, logit)
+                loss = tf.nn.compute_average_loss(per_row, global_batch_size=global_rows)
+                total = loss + tf.add_n([v.regularizer(v) for v in others]) / replicas if others else loss
+            gradients = tape.gradient(total, variables)
+            gradients = [
+                g if f is None else tf.convert_to_tensor(g) + (2.0 * f / replicas) * v.value
+                for g, v, f in zip(gradients, variables, l2)
+            ]
+            optimizer.apply(gradients, variables)
+            loss_total.update_state(loss)
+
+        return update, loss_total
+
+    def _make_distributed_stream_pass(self, one_domain: bool = True):
+        """The streamed training pass under `self.strategy`: `pass(dataset, steps)`
+        runs `steps` global steps over the distributed dataset of
+        `_distributed_stream_batches`, each replica its batch (`_make_replica_update`),
+        inside one `tf.function`; returns `(loss sum, steps)`."""
+        strategy = self.strategy
+        update, loss_total = self._make_replica_update(one_domain)
+
+        def replica_step(*batch):
+            *features, label, global_rows = batch
+            update(features, label, global_rows)
+
+        @tf.function
+        def run(iterator, steps):
+            loss_total.reset_state()
+            for _ in tf.range(steps):
+                strategy.run(replica_step, args=next(iterator))
+            return loss_total.result(), steps
+
+        def stream_pass(dataset, steps):
+            return run(iter(dataset), tf.constant(steps, tf.int32))
+
+        return stream_pass
 
     def _slot_iterator(self):
         """The distributed iterator of replica slots (`_replica_slots`), made on first
@@ -768,7 +882,7 @@ class Trainer:
             n = sum(self.dataset.num_rows("train", d) for d in pass_domains)
             if n == 0:
                 continue
-            s, k = self._train_pass(self._stream_batches(key, pass_domains))
+            s, k = self._train_pass(*self._stream_batches(key, pass_domains))
             loss_sum += float(s)
             steps += int(k)
             examples += n
@@ -880,18 +994,32 @@ class Trainer:
             self._phase_examples, val=_summary(val), test=_summary(test),
         )
 
-    def fit(self, phases: list[Phase], checkpoint_dir: str | None = None) -> list[PhaseResult]:
+    def fit(
+        self, phases: list[Phase], checkpoint_dir: str | None = None, write_checkpoints: bool = True
+    ) -> list[PhaseResult]:
         """Run `phases` in order.
 
         With `checkpoint_dir`, the run's progress is saved (`mlora_tf.training.loop.
         Checkpoint`, atomically) after every epoch and every phase, and a run started
         again with the same phases continues after the last epoch it finished: with the
-        default `shuffle="buffer"` on one device, to the same weights as a run never
-        stopped (with `shuffle="permutation"` the resumed epochs draw other orders).
+        default `shuffle="buffer"`, to the same weights as a run never stopped (under a
+        strategy, with dropout 0: the replicas' dropout seeds are not saved; with
+        `shuffle="permutation"` the resumed epochs draw other orders).
+
+        `write_checkpoints=False` (a multi-worker cluster's other workers) resumes
+        from `checkpoint_dir` but never writes it. On a cluster every worker then
+        checks, with one collective, that all resume from the same point.
+
+        Raises:
+            ValueError: the workers of a cluster found different checkpoints.
         """
         names = [p.name for p in phases]
         store = Checkpoint(checkpoint_dir) if checkpoint_dir else None
         results, resume = self._restore_checkpoint(store, names) if store is not None else ([], None)
+        if store is not None and is_multi_worker(self.strategy):
+            self._check_workers_agree(store, len(results), resume)
+        if not write_checkpoints:
+            store = None
         for phase in phases[len(results):]:
             save_epoch = None
             if store is not None:
@@ -904,6 +1032,26 @@ class Trainer:
         return results
 
     # ------------------------------------------------------------ checkpoint
+    def _check_workers_agree(self, store: Checkpoint, finished: int, resume) -> None:
+        """Every worker of the cluster resumes from the same point (finished phases,
+        epoch of the unfinished one), or all fail naming the checkpoint folder."""
+        epoch = 0 if resume is None else int(resume[0]["loop"]["epoch"]) + 1
+        point = float(finished * 100_000 + epoch)
+        strategy = self.strategy
+
+        @tf.function
+        def every_point():
+            per_replica = strategy.run(lambda: tf.constant([point], tf.float32))
+            return strategy.gather(per_replica, axis=0)
+
+        points = every_point().numpy()
+        if points.min() != points.max():
+            raise ValueError(
+                f"The workers resume from different points (this one: {finished} phases and {epoch} epochs done): "
+                f"they read different checkpoints in {store.folder}. The chief writes it; every worker must see the "
+                "same output_dir (a shared filesystem), or delete the folder to start afresh."
+            )
+
     def _seed_states(self) -> list:
         """The dropout layers' random-seed states, checkpointed on one device (under a
         strategy each replica holds its own, decorrelated, copy: not saved)."""
