@@ -101,6 +101,7 @@ _ENCODE_CHUNK = 1 << 16  # rows serialised per step (bounds the writer's memory)
 _READ_BATCH = 1 << 13  # rows per pyarrow record batch when streaming parquet
 _SAMPLE_BLOCK = 16  # rows per draw of `mixed_dataset(mix="sample")`
 _ORDER_BLOCK = 1 << 16  # row numbers read at a time by `batches(order=...)`
+_GROUP_ROWS = 1 << 16  # rows per element crossing from Python into `tf.data` in `batches`
 _CHUNK = 1 << 20
 _PART = re.compile(r"^part-\d+\.(tfrecord|parquet)(\..+\.tmp)?$")
 
@@ -920,8 +921,27 @@ class ShardedDataset:
                 if block is None:
                     return
 
-        spec = self.element_spec(batched=True)
-        rows = tf.data.Dataset.from_generator(ordered if order is not None else in_order, output_signature=spec)
+        group_size = max(1, _GROUP_ROWS // batch_size)
+
+        def grouped():
+            # Equal-sized batches stacked, up to `group_size` of them: `from_generator`
+            # costs about a millisecond per element (the Python-to-tensor crossing), so
+            # it carries one `(k, batch_size)` array per column, and `unbatch` (C++)
+            # takes the batches apart again.
+            group = []
+            for batch in (ordered() if order is not None else in_order()):
+                if group and len(batch[names[0]]) != len(group[0][names[0]]):
+                    yield {c: np.stack([b[c] for b in group]) for c in names}
+                    group = []
+                group.append(batch)
+                if len(group) == group_size:
+                    yield {c: np.stack([b[c] for b in group]) for c in names}
+                    group = []
+            if group:
+                yield {c: np.stack([b[c] for b in group]) for c in names}
+
+        spec = {c: tf.TensorSpec([None, None], s.dtype) for c, s in self.element_spec(batched=True).items()}
+        rows = tf.data.Dataset.from_generator(grouped, output_signature=spec).unbatch()
         # A thread of its own: on the shared inter-op pool the generator (Python) would
         # hold one of the threads the training step runs its row groups on.
         options = tf.data.Options()

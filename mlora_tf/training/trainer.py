@@ -461,8 +461,8 @@ class Trainer:
 
     def _make_stream_pass(self, one_domain: bool = True):
         """The streamed training pass: `pass(batches)` runs `_make_step`'s step on every
-        batch of the `tf.data.Dataset` `batches` (tuples as `_stream_batches` gives
-        them) inside one `tf.function` over its iterator; returns `(loss sum, steps)`
+        batch of the `tf.data.Dataset` `batches` (tuples: the dataset of
+        `_stream_batches`) inside one `tf.function` over its iterator; returns `(loss sum, steps)`
         as the in-memory pass. Traced once per element spec, so once for every pass of
         a phase."""
         step = self._make_step(one_domain)
