@@ -97,19 +97,10 @@ def _free_ports(count):
     return ports
 
 
-def test_two_workers_on_loopback_write_one_result(runs, tmp_path):
-    out, scratch = tmp_path / "run", tmp_path / "scratch"
-    scratch.mkdir()
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    procs, files = [], []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-        files.append(open(tmp_path / f"worker{index}.log", "w"))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "mlora_tf.cli.train", *SMALL, "--strategy=multi_worker", f"--output_dir={out}"],
-            stdout=files[-1], stderr=subprocess.STDOUT, env=_env(TF_CONFIG=tf_config, TMPDIR=str(scratch)),
-        ))
-    deadline = time.monotonic() + WORKER_TIMEOUT_S
+def wait_for_workers(procs, files, timeout=WORKER_TIMEOUT_S):
+    """Wait up to `timeout` seconds for the worker processes, kill any still running,
+    close their log files; returns their exit codes."""
+    deadline = time.monotonic() + timeout
     try:
         for proc in procs:
             proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
@@ -122,8 +113,24 @@ def test_two_workers_on_loopback_write_one_result(runs, tmp_path):
                 proc.wait()
         for file in files:
             file.close()
+    return [p.returncode for p in procs]
+
+
+def test_two_workers_on_loopback_write_one_result(runs, tmp_path):
+    out, scratch = tmp_path / "run", tmp_path / "scratch"
+    scratch.mkdir()
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    procs, files = [], []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        files.append(open(tmp_path / f"worker{index}.log", "w"))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "mlora_tf.cli.train", *SMALL, "--strategy=multi_worker", f"--output_dir={out}"],
+            stdout=files[-1], stderr=subprocess.STDOUT, env=_env(TF_CONFIG=tf_config, TMPDIR=str(scratch)),
+        ))
+    codes = wait_for_workers(procs, files)
     logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-2000:] for log in logs)
+    assert codes == [0, 0], "\n".join(log[-2000:] for log in logs)
     results = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("result.json"))
     assert results == ["run/result.json"], results
     # The chief wrote the run folder; worker 1 its own temporary folder, since deleted.

@@ -25,7 +25,7 @@ import pytest
 import tensorflow as tf
 
 from core.helpers import tiny_dataset
-from distribute.test_distribute import WORKER_TIMEOUT_S, _assert_same_run, _env, _free_ports
+from distribute.test_distribute import WORKER_TIMEOUT_S, _assert_same_run, _env, _free_ports, wait_for_workers
 from mlora_tf.data.shards import ShardedDataset, open_shards, write_shards
 
 SHARD_ROWS = 70  # about 4 files per domain: pipeline 0 gets more rows than pipeline 1
@@ -172,23 +172,6 @@ def _start_cluster(shard_dir, out, logs, kill_worker_1=False):
     return procs, files
 
 
-def _wait(procs, files, timeout=WORKER_TIMEOUT_S):
-    deadline = time.monotonic() + timeout
-    try:
-        for proc in procs:
-            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for file in files:
-            file.close()
-    return [p.returncode for p in procs]
-
-
 def test_two_workers_read_their_own_shards_match_mirrored_and_resume_after_a_kill(shard_dir, tmp_path):
     reference_dir = tmp_path / "mirrored"
     reference = subprocess.Popen(
@@ -203,14 +186,14 @@ def test_two_workers_read_their_own_shards_match_mirrored_and_resume_after_a_kil
     procs, files = _start_cluster(shard_dir, out, first, kill_worker_1=True)
     procs[1].wait(timeout=WORKER_TIMEOUT_S)
     time.sleep(2.0)  # the chief's checkpoint of epoch 2, if it was writing it
-    _wait(procs, files, timeout=0.1)
+    wait_for_workers(procs, files, timeout=0.1)
     logs = [(first / f"worker{i}.log").read_text() for i in range(2)]
     assert procs[1].returncode == -9, logs[1][-2000:]
     assert not (out / "result.json").exists()
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert state["current"] is not None and state["current"]["loop"]["epoch"] >= 1, state.get("current")
     # Second start: both workers read the chief's checkpoint and finish the run.
-    codes = _wait(*_start_cluster(shard_dir, out, second))
+    codes = wait_for_workers(*_start_cluster(shard_dir, out, second))
     logs = [(second / f"worker{i}.log").read_text() for i in range(2)]
     assert codes == [0, 0], "\n".join(log[-2000:] for log in logs)
     assert all("Resuming phase" in log for log in logs), [log[-1500:] for log in logs]
