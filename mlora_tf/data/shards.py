@@ -585,9 +585,9 @@ class ShardedDataset:
         `input_context`, only that input pipeline's: of each domain, every
         `num_input_pipelines`-th file from the `input_pipeline_id`-th on."""
         self._check_split(split)
-        domains = range(self.n_domains) if domain is None else [domain]
         if domain is not None:
             self._check_domain(domain)
+        domains = range(self.n_domains) if domain is None else [domain]
         return [f for d in domains for f in self._worker_files(list(self._files[split, int(d)]), input_context)]
 
     def element_spec(self, batched: bool = True) -> dict[str, tf.TensorSpec]:
@@ -928,17 +928,20 @@ class ShardedDataset:
             # costs about a millisecond per element (the Python-to-tensor crossing), so
             # it carries one `(k, batch_size)` array per column, and `unbatch` (C++)
             # takes the batches apart again.
+            def stacked(group):
+                return {c: np.stack([b[c] for b in group]) for c in names}
+
             group = []
             for batch in (ordered() if order is not None else in_order()):
                 if group and len(batch[names[0]]) != len(group[0][names[0]]):
-                    yield {c: np.stack([b[c] for b in group]) for c in names}
+                    yield stacked(group)
                     group = []
                 group.append(batch)
                 if len(group) == group_size:
-                    yield {c: np.stack([b[c] for b in group]) for c in names}
+                    yield stacked(group)
                     group = []
             if group:
-                yield {c: np.stack([b[c] for b in group]) for c in names}
+                yield stacked(group)
 
         spec = {c: tf.TensorSpec([None, None], s.dtype) for c, s in self.element_spec(batched=True).items()}
         rows = tf.data.Dataset.from_generator(grouped, output_signature=spec).unbatch()

@@ -175,3 +175,17 @@ def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strat
             f"Received: batch_size={global_batch_size}"
         )
     return global_batch_size // replicas
+
+
+def input_pipelines(strategy: tf.distribute.Strategy) -> tuple[int, tf.distribute.InputReplicationMode]:
+    """`(P, mode)`: the input pipelines of a distributed dataset under `strategy` and
+    their replication mode: one per replica under `MirroredStrategy` (`PER_REPLICA`, its
+    only user: no multi-device prefetching on the host), one per worker otherwise
+    (`PER_WORKER`; 1 outside a cluster)."""
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return strategy.num_replicas_in_sync, tf.distribute.InputReplicationMode.PER_REPLICA
+    workers = 1
+    if is_multi_worker(strategy):
+        cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+        workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+    return workers, tf.distribute.InputReplicationMode.PER_WORKER

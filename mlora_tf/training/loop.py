@@ -255,10 +255,6 @@ class Checkpoint:
                 f"The checkpoint in {self.folder} is damaged ({error}); delete the folder to start afresh."
             ) from error
 
-    @property
-    def weights_path(self) -> str:
-        return os.path.join(self.folder, self._weights_name() or self.WEIGHTS_FILE)
-
     def exists(self) -> bool:
         name = self._weights_name()
         return name is not None and os.path.exists(os.path.join(self.folder, name))
@@ -268,7 +264,7 @@ class Checkpoint:
         flat = {f"{group}_{i}": value for group, values in arrays.items() for i, value in enumerate(values)}
         buffer = io.BytesIO()
         np.savez(buffer, **flat)
-        previous = self._weights_name() if os.path.exists(self.state_path) else None
+        previous = self._weights_name()
         generation = 0
         if previous is not None and previous.startswith("weights-"):
             generation = int(previous[len("weights-"):-len(".npz")]) + 1

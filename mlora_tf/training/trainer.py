@@ -66,7 +66,12 @@ from absl import logging
 from mlora_tf.config import TrainConfig
 from mlora_tf.models.builder import count_params, dense_stack_of, ordered_features, variable_groups
 from mlora_tf.models.mdmt_parts import input_names
-from mlora_tf.training.distribute import is_default_strategy, is_multi_worker, per_replica_batch_size
+from mlora_tf.training.distribute import (
+    input_pipelines,
+    is_default_strategy,
+    is_multi_worker,
+    per_replica_batch_size,
+)
 from mlora_tf.training.optimizers import FusedAdam
 from mlora_tf.training.metrics import AUC_FUNCTIONS, domain_metrics, plain_mean
 from mlora_tf.training.loops import CHOICES, get_factor
@@ -528,18 +533,6 @@ class Trainer:
         )
         return (rows.map(self._row_tuple),)
 
-    def _input_pipelines(self) -> tuple[int, tf.distribute.InputReplicationMode]:
-        """`(P, mode)`: the strategy's input pipelines and their replication mode (one
-        pipeline per replica under `mirrored`, per worker under `multi_worker`)."""
-        strategy = self.strategy
-        if isinstance(strategy, tf.distribute.MirroredStrategy):
-            return strategy.num_replicas_in_sync, tf.distribute.InputReplicationMode.PER_REPLICA
-        workers = 1
-        if is_multi_worker(strategy):
-            cluster = strategy.cluster_resolver.cluster_spec().as_dict()
-            workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
-        return workers, tf.distribute.InputReplicationMode.PER_WORKER
-
     def _distributed_stream_batches(self, key, domains) -> tuple:
         """`(distributed dataset, steps)` of the streamed pass `key` under the strategy.
 
@@ -553,7 +546,7 @@ class Trainer:
         shards, strategy = self.dataset.shards, self.strategy
         replicas = strategy.num_replicas_in_sync
         per_replica = per_replica_batch_size(self.config.batch_size, strategy)
-        pipelines, mode = self._input_pipelines()
+        pipelines, mode = input_pipelines(strategy)
         local = replicas // pipelines
 
         def context(p):
@@ -758,11 +751,7 @@ class Trainer:
         use: one per trainer, for all its phases."""
         if self._replica_slots is None:
             per_replica = per_replica_batch_size(self.config.batch_size, self.strategy)
-            mode = tf.distribute.InputReplicationMode.PER_WORKER
-            if isinstance(self.strategy, tf.distribute.MirroredStrategy):
-                # One pipeline per replica on the host: no multi-device prefetching for
-                # two integers a step (PER_REPLICA is MirroredStrategy's only).
-                mode = tf.distribute.InputReplicationMode.PER_REPLICA
+            _, mode = input_pipelines(self.strategy)
             options = tf.distribute.InputOptions(experimental_fetch_to_device=False, experimental_replication_mode=mode)
             slots = self.strategy.distribute_datasets_from_function(
                 functools.partial(_replica_slots, per_replica), options
