@@ -29,6 +29,7 @@ assertion.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -143,7 +144,7 @@ def child(folder: str, path: str, batch_size: int, seed: int) -> dict:
         # every later epoch, as the in-memory path's below: not timed.
         for d in range(dataset.n_domains):
             trainer._stream_order(d, dataset.num_rows("train", d))
-        trainer._train_pass(trainer._stream_batches(0, (0,))[0].take(4))
+        trainer._train_pass(itertools.islice(trainer._stream_batches(0, (0,))[0], 1))
     else:
         # The rows as tensors and the passes' shuffle orders, made once and kept for
         # every later epoch: not timed, so the epoch is a steady-state one.

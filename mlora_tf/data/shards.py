@@ -72,9 +72,11 @@ import dataclasses
 import hashlib
 import json
 import os
+import queue
 import re
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -104,6 +106,49 @@ _ORDER_BLOCK = 1 << 16  # row numbers read at a time by `batches(order=...)`
 _GROUP_ROWS = 1 << 16  # rows per element crossing from Python into `tf.data` in `batches`
 _CHUNK = 1 << 20
 _PART = re.compile(r"^part-\d+\.(tfrecord|parquet)(\..+\.tmp)?$")
+
+
+def _read_ahead(items: Iterator, depth: int) -> Iterator:
+    """`items`, iterated on a daemon thread up to `depth` items ahead of the caller.
+
+    The reader's exception comes out of the caller's `next`. A caller that stops early
+    (or drops the iterator) stops the thread at its next item."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read():
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as error:  # handed to the caller, raised there
+            put(("error", error))
+
+    def consume():
+        thread = threading.Thread(target=read, name="mlora_tf-read-ahead", daemon=True)
+        thread.start()
+        try:
+            while True:
+                kind, value = slots.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise value
+                yield value
+        finally:
+            stop.set()
+
+    return consume()
 
 
 class ShardError(ValueError):
@@ -837,6 +882,78 @@ class ShardedDataset:
         Raises:
             ValueError: `order` is not a permutation of the rows (found while reading).
         """
+        names, source = self._batch_source(split, batch_size, domains, order, input_context)
+        group_size = max(1, _GROUP_ROWS // int(batch_size))
+
+        def grouped():
+            # Equal-sized batches stacked, up to `group_size` of them: `from_generator`
+            # costs about a millisecond per element (the Python-to-tensor crossing), so
+            # it carries one `(k, batch_size)` array per column, and `unbatch` (C++)
+            # takes the batches apart again.
+            def stacked(group):
+                return {c: np.stack([b[c] for b in group]) for c in names}
+
+            group = []
+            for batch in source():
+                if group and len(batch[names[0]]) != len(group[0][names[0]]):
+                    yield stacked(group)
+                    group = []
+                group.append(batch)
+                if len(group) == group_size:
+                    yield stacked(group)
+                    group = []
+            if group:
+                yield stacked(group)
+
+        spec = {c: tf.TensorSpec([None, None], s.dtype) for c, s in self.element_spec(batched=True).items()}
+        rows = tf.data.Dataset.from_generator(grouped, output_signature=spec).unbatch()
+        # A thread of its own: on the shared inter-op pool the generator (Python) would
+        # hold one of the threads the training step runs its row groups on.
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = 1
+        return rows.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+    def batch_blocks(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        domains: Sequence[int] | None = None,
+        order: str | os.PathLike | np.ndarray | None = None,
+        input_context: tf.distribute.InputContext | None = None,
+        block_rows: int = _GROUP_ROWS,
+        read_ahead: int = 2,
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """The batches of `batches(...)` (same arguments), in blocks of consecutive
+        batches, as numpy: a Python iterator of `{column: (rows,) array}` dicts, each
+        the concatenation of `max(1, block_rows // batch_size)` whole batches (the
+        last block ends with the split's last, possibly shorter, batch). Cutting a
+        block into `batch_size`-row slices gives `batches`' batches in order.
+
+        For a training loop that takes a block per call (the streamed pass of
+        `mlora_tf.training.Trainer`): no `tf.data` hand-over per batch. With
+        `read_ahead > 0` a thread of its own reads up to that many blocks ahead (while
+        the caller trains, TensorFlow releases the GIL); an error of the reader is
+        raised by the iterator. The arguments are checked on the call.
+        """
+        names, source = self._batch_source(split, batch_size, domains, order, input_context)
+        per_block = max(1, int(block_rows) // int(batch_size))
+
+        def blocks():
+            block = []
+            for batch in source():
+                block.append(batch)
+                if len(block) == per_block:
+                    yield {c: np.concatenate([b[c] for b in block]) for c in names}
+                    block = []
+            if block:
+                yield {c: np.concatenate([b[c] for b in block]) for c in names}
+
+        return _read_ahead(blocks(), read_ahead) if read_ahead > 0 else blocks()
+
+    def _batch_source(self, split, batch_size, domains, order, input_context):
+        """`(column names, generator function of the batches as numpy dicts)` of
+        `batches(...)`, its arguments checked."""
         domains = self._split_domains(split, domains)
         self._check_stream_args(batch_size, 0, 1, None)
         if batch_size is None:
@@ -921,35 +1038,7 @@ class ShardedDataset:
                 if block is None:
                     return
 
-        group_size = max(1, _GROUP_ROWS // batch_size)
-
-        def grouped():
-            # Equal-sized batches stacked, up to `group_size` of them: `from_generator`
-            # costs about a millisecond per element (the Python-to-tensor crossing), so
-            # it carries one `(k, batch_size)` array per column, and `unbatch` (C++)
-            # takes the batches apart again.
-            def stacked(group):
-                return {c: np.stack([b[c] for b in group]) for c in names}
-
-            group = []
-            for batch in (ordered() if order is not None else in_order()):
-                if group and len(batch[names[0]]) != len(group[0][names[0]]):
-                    yield stacked(group)
-                    group = []
-                group.append(batch)
-                if len(group) == group_size:
-                    yield stacked(group)
-                    group = []
-            if group:
-                yield stacked(group)
-
-        spec = {c: tf.TensorSpec([None, None], s.dtype) for c, s in self.element_spec(batched=True).items()}
-        rows = tf.data.Dataset.from_generator(grouped, output_signature=spec).unbatch()
-        # A thread of its own: on the shared inter-op pool the generator (Python) would
-        # hold one of the threads the training step runs its row groups on.
-        options = tf.data.Options()
-        options.threading.private_threadpool_size = 1
-        return rows.prefetch(tf.data.AUTOTUNE).with_options(options)
+        return names, (ordered if order is not None else in_order)
 
     # ------------------------------------------------------------ whole reads
     def _extras_file(self) -> ShardFile:

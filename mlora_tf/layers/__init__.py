@@ -1,6 +1,6 @@
 """Keras layers of mlora_tf."""
 
-from mlora_tf.layers.adapted_dnn import AdaptedDNN  # noqa: F401
+from mlora_tf.layers.adapted_dnn import AdaptedDNN, Routing  # noqa: F401
 from mlora_tf.layers.cluster_router import ClusterRouter  # noqa: F401
 from mlora_tf.layers.core import GlobalBias, LinearLogit  # noqa: F401
 from mlora_tf.layers.domain_pruner import DomainPruner  # noqa: F401

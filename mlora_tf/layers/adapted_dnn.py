@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import keras
 from keras import ops
@@ -18,6 +19,30 @@ TOPOLOGIES = ("dense", "star")
 # Where the mixture weight `w` comes from (DESIGN.md, "One formulation for every adapter").
 MIXTURE_SOURCES = ("domain", "gate", "zeros", "expert")
 _DEFAULT_SOURCE = {"plain": "zeros", "mlora": "domain", "moe": "gate"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Routing:
+    """How the dense stack routes a step's rows to its adapter slots: a value the
+    trainer hands its step (built from the phase, `Phase.routing`) and the stack reads
+    inside `AdaptedDNN.routed(routing)`, so a phase is data and not layer state.
+
+    Attributes:
+        mixture: where the mixture weight comes from (`MIXTURE_SOURCES`: `"domain"`,
+            `"gate"`, `"zeros"`, `"expert"`); None: the stack's own (`set_mixture`,
+            by default its mode's: plain `zeros`, mlora `domain`, moe `gate`).
+        expert_index: the expert of `mixture="expert"`.
+        one_domain_batches: every batch holds one domain, so the stack routes a
+            batch by its first row (`AdaptedDNN.single_domain_batches`).
+        shared_slots: the calls are the row groups of one batch under unchanged
+            weights: they share the slot and its sliced adapter parameters
+            (`AdaptedDNN.shared_slot_parameters`).
+    """
+
+    mixture: str | None = None
+    expert_index: int | None = None
+    one_domain_batches: bool = False
+    shared_slots: bool = False
 
 
 @mlora_export("mlora_tf.layers.AdaptedDNN")
@@ -40,7 +65,9 @@ class AdaptedDNN(keras.layers.Layer):
     `mixture_source` says where the mixture weight comes from at call time: `"domain"`
     (one-hot of the row's domain), `"gate"` (the gating head), `"zeros"` (backbone
     only: the adapters are skipped) or `"expert"` (one-hot of `expert_index`). Phased
-    training switches it; a compiled step must be re-traced after a switch.
+    training hands each step a `Routing` (the phase's mixture, and whether batches hold
+    one domain) and traces it inside `routed(routing)`; `set_mixture` changes the
+    stack's own default. A compiled step keeps the routing it was traced with.
 
     Per-layer output scales (`call(..., layer_scales=...)`): an optional list with one
     entry per hidden layer, each None or a tensor `(batch_size, hidden_units[i])` that
@@ -142,10 +169,11 @@ class AdaptedDNN(keras.layers.Layer):
         # Domain-homogeneous batches (the original's default) take one slot's
         # arithmetic; see `call`. Off: always the general mixture (for tests).
         self.single_slot_fast_path = True
-        # Set by `single_domain_batches()`: every batch is known to hold one domain.
+        # Set inside `routed(...)` (`single_domain_batches()`): every batch is known
+        # to hold one domain.
         self._single_domain = False
-        # Set by `shared_slot_parameters()`: the slot and sliced adapter parameters
-        # every call in the context reuses.
+        # Set inside `routed(...)` (`shared_slot_parameters()`): the slot and sliced
+        # adapter parameters every call in the context reuses.
         self._slot_cache = None
 
         self.dense_layers = []  # dense topology: Dense (plain) or LoRADense (adapted)
@@ -260,27 +288,42 @@ class AdaptedDNN(keras.layers.Layer):
         self.expert_index = expert_index if source == "expert" else None
 
     @contextlib.contextmanager
-    def single_domain_batches(self, enabled: bool = True):
-        """Promise that every batch the stack sees in this context holds one domain.
+    def routed(self, routing: Routing):
+        """Route the calls made in this context, and the graphs traced in it (a
+        `tf.function` keeps what it traced), as `routing` says; on leaving, the stack
+        routes as before. Contexts nest: an inner one-domain promise or slot cache
+        adds to an outer one, an inner mixture replaces the outer one's.
 
-        Calls made in the context, and the graphs traced in it (a `tf.function` keeps
-        what it traced), then route a whole batch by its first row's domain: the one
-        slot's arithmetic, without the per-batch test that `call` makes otherwise. The
-        caller guarantees the promise (the trainer's passes are domain-homogeneous by
-        construction); a mixed batch would be routed wrongly. `enabled=False` is a
-        no-op context.
+        Raises:
+            ValueError: for a mixture the stack cannot take (as `set_mixture`).
         """
-        previous = self._single_domain
-        self._single_domain = previous or bool(enabled)
+        saved = (self.mixture_source, self.expert_index, self._single_domain, self._slot_cache)
         try:
+            if routing.mixture is not None:
+                self.set_mixture(routing.mixture, routing.expert_index)
+            self._single_domain = saved[2] or bool(routing.one_domain_batches)
+            if routing.shared_slots and saved[3] is None:
+                self._slot_cache = {}
             yield self
         finally:
-            self._single_domain = previous
+            self.mixture_source, self.expert_index, self._single_domain, self._slot_cache = saved
 
-    @contextlib.contextmanager
+    def single_domain_batches(self, enabled: bool = True):
+        """Promise that every batch the stack sees in this context holds one domain
+        (`routed(Routing(one_domain_batches=enabled))`).
+
+        Calls made in the context, and the graphs traced in it, then route a whole
+        batch by its first row's domain: the one slot's arithmetic, without the
+        per-batch test that `call` makes otherwise. The caller guarantees the promise
+        (the trainer's passes are domain-homogeneous by construction); a mixed batch
+        would be routed wrongly. `enabled=False` is a no-op context.
+        """
+        return self.routed(Routing(one_domain_batches=enabled))
+
     def shared_slot_parameters(self):
         """Reuse one domain slot, and its sliced adapter parameters, across the calls
-        made in this context under `single_domain_batches()`.
+        made in this context under `single_domain_batches()`
+        (`routed(Routing(shared_slots=True))`).
 
         For several calls that together make one batch (the trainer's row groups of a
         step): every row of every call holds the same domain, and the weights do not
@@ -288,12 +331,7 @@ class AdaptedDNN(keras.layers.Layer):
         layer's adapter; the others use the same tensors, so their gradients meet at
         the slices (one padding into each adapter variable, not one per call).
         """
-        previous = self._slot_cache
-        self._slot_cache = {} if previous is None else previous
-        try:
-            yield self
-        finally:
-            self._slot_cache = previous
+        return self.routed(Routing(shared_slots=True))
 
     def build(self, input_shape):
         x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape

@@ -4,6 +4,7 @@ of K learned cluster centroids."""
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from mlora_tf.api import mlora_export
@@ -25,7 +26,9 @@ class ClusterRouter(keras.layers.Layer):
     mean of its rows' unit-normalised representations (gradient stopped),
     `c_k <- m c_k + (1 - m) mean_{rows in k}(u / |u|)`, `m = momentum` (an online
     k-means: the clustering process, run alongside the classification process that
-    trains the towers). At inference the centroids are fixed and each row's route
+    trains the towers). Under a `tf.distribute` strategy the per-cluster sums and counts
+    are summed over the replicas first, so every replica moves the centroids by the
+    global batch's means, as one device would. At inference the centroids are fixed and each row's route
     depends on its own `u` only, so a batch may mix domains. `coefficients(u)` gives
     the soft `p`.
 
@@ -51,6 +54,10 @@ class ClusterRouter(keras.layers.Layer):
         CTR Prediction", arXiv:2211.12105, 2022.
     """
 
+    # Training updates the centroids from the batch's rows: a trainer keeps batches whole
+    # (`mlora_tf.training.trainer.default_batch_parts`).
+    batch_statistics = True
+
     def __init__(
         self,
         num_clusters: int,
@@ -72,11 +79,14 @@ class ClusterRouter(keras.layers.Layer):
         self.centroid_initializer = keras.initializers.get(centroid_initializer)
 
     def build(self, input_shape):
+        # Every replica computes the same update (`_sum_over_replicas`); "mean" lets a
+        # replica assign it under a `tf.distribute` strategy.
         self.centroids = self.add_weight(
             name="centroids",
             shape=(self.num_clusters, int(input_shape[-1])),
             initializer=self.centroid_initializer.__class__.from_config(self.centroid_initializer.get_config()),
             trainable=False,
+            aggregation="mean",
         )
 
     @staticmethod
@@ -96,7 +106,9 @@ class ClusterRouter(keras.layers.Layer):
         if training:
             unit = ops.stop_gradient(self._unit(u))
             counts = ops.sum(route, axis=0)  # (K,)
-            means = ops.matmul(ops.transpose(route), unit) / ops.maximum(counts, 1.0)[:, None]
+            sums = ops.matmul(ops.transpose(route), unit)  # (K, input_dim)
+            counts, sums = _sum_over_replicas(counts, sums)
+            means = sums / ops.maximum(counts, 1.0)[:, None]
             keep = ops.where(counts > 0, self.momentum, 1.0)[:, None]
             centroids = ops.cast(self.centroids, u.dtype)
             self.centroids.assign(ops.cast(keep * centroids + (1.0 - keep) * means, self.centroids.dtype))
@@ -116,3 +128,12 @@ class ClusterRouter(keras.layers.Layer):
             }
         )
         return config
+
+
+def _sum_over_replicas(*tensors):
+    """`tensors` summed over the replicas of the `tf.distribute` strategy whose replica
+    context this runs in; unchanged on one device or outside a strategy."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tensors
+    return tuple(context.all_reduce(tf.distribute.ReduceOp.SUM, t) for t in tensors)

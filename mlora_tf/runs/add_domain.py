@@ -153,6 +153,20 @@ def grown_model(model: keras.Model, run: RunFolder, new_vocabulary: Vocabulary) 
     for f in new_vocabulary.id_features:
         sizes[f] += 1
     new = rebuild(run.config.model, sizes, new_vocabulary.n_domains)
+    # Per-domain variables outside the adapter slots and the id tables (HAMUR's
+    # hyper-network factors, SAR-Net's domain experts, ...) would start the new domain
+    # untrained in a part that only joint training fits: refused, naming them.
+    unknown = [
+        old_var.path for old_var, new_var in paired_variables(model, new)
+        if tuple(old_var.shape) != tuple(new_var.shape) and id(old_var) not in owner and id(old_var) not in adapter_role
+    ]
+    if unknown:
+        raise ValueError(
+            f"Adding a domain is not supported for model {run.config.model.name!r}: besides the MLoRA adapter slots "
+            f"and the embedding tables, {len(unknown)} of its variables hold one entry per domain "
+            f"({', '.join(unknown[:4])}{' ...' if len(unknown) > 4 else ''}), which only training every domain "
+            f"together fits. Retrain with the new domain's rows instead."
+        )
     transfer(model, new, resize)
     return new, dense_stack_of(new).adapter_layers
 

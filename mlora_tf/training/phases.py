@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from mlora_tf.layers.adapted_dnn import Routing
+
 GROUPS = ("backbone", "adapter", "gate")
 
 
@@ -44,6 +46,11 @@ class Phase:
         unknown = [g for g in self.train_groups if g not in GROUPS]
         if unknown:
             raise ValueError(f"Unknown variable groups {unknown}. Valid: {GROUPS}")
+
+    @property
+    def routing(self) -> Routing:
+        """How the phase's steps route rows to the dense stack's adapter slots."""
+        return Routing(mixture=self.mixture, expert_index=self.expert_index)
 
 
 def joint(adapter: str) -> list[Phase]:

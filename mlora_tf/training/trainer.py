@@ -20,10 +20,11 @@ slice of the batch that a distributed `tf.data` input assigns it; the default pa
 untouched.
 
 Streaming: a `mlora_tf.data.streamed.StreamedDataset` (a shard folder, `streamed = True`)
-is trained without holding its rows. A pass is a `tf.data` pipeline over the pass's shard
-files (`ShardedDataset.batches`: blocks of rows read in file order, each batch gathered
-in the order of the `shuffle_buffer`-row shuffle buffer, prefetched) fed to one
-`tf.function` that runs the same training step as the in-memory pass on each batch. The
+is trained without holding its rows. A pass reads the pass's shard files
+(`ShardedDataset.batch_blocks`: rows read in file order, each batch gathered in the order
+of the `shuffle_buffer`-row shuffle buffer, 64k-row blocks of whole batches read ahead on
+a thread) and hands each block to one `tf.function` that slices it into batches and runs
+the same training step as the in-memory pass on each. The
 buffer's order is the in-memory pass's (`tf.data`'s shuffle of the row numbers, seeded
 per pass key as `_buffer_order` seeds it), written once per pass to a file of int32 row
 numbers in a temporary folder (4 bytes a row, on disk) and read back a block at a time.
@@ -64,6 +65,7 @@ import tensorflow as tf
 from absl import logging
 
 from mlora_tf.config import TrainConfig
+from mlora_tf.layers.adapted_dnn import Routing
 from mlora_tf.models.builder import count_params, dense_stack_of, ordered_features, variable_groups
 from mlora_tf.models.mdmt_parts import input_names
 from mlora_tf.training.distribute import (
@@ -183,14 +185,18 @@ def default_batch_parts(model: keras.Model) -> int:
     one core idles much of the time; two independent halves keep both busy (measured in
     docs/performance.md). A GPU runs one op at a time anyway. Models with batch
     statistics (batch normalisation, STAR's partitioned normalisation: variables named
-    `moving_*`) keep whole batches: halves would change their statistics.
+    `moving_*`; AdaptDHM's online k-means, a layer with `batch_statistics = True`) keep
+    whole batches: halves would change their statistics.
     """
     if tf.config.list_logical_devices("GPU"):
         return 1
     threads = tf.config.threading.get_inter_op_parallelism_threads() or os.cpu_count() or 1
     if threads < 2:
         return 1
-    if any(isinstance(layer, keras.layers.BatchNormalization) for layer in model._flatten_layers()):
+    if any(
+        isinstance(layer, keras.layers.BatchNormalization) or getattr(layer, "batch_statistics", False)
+        for layer in model._flatten_layers()
+    ):
         return 1
     if any(v.name.startswith("moving_") for v in model.variables):
         return 1
@@ -277,6 +283,7 @@ class Trainer:
             raise ValueError(f"`shuffle` must be one of {list(CHOICES['shuffle'])}. Received: shuffle={self.shuffle!r}")
         if self.loss_kind not in LOSSES:
             raise ValueError(f"`loss` must be one of {sorted(LOSSES)}. Received: loss={self.loss_kind!r}")
+        self._routing = Routing()  # the current phase's (`_enter_phase`)
         self._buffer_orders = {}  # pass key -> the shuffle buffer's (repeating) row order
         self._stream_seeds = {}  # pass key -> its shuffle buffer's seed (streamed passes)
         self._stream_orders = {}  # pass key -> the file of its row order (streamed passes)
@@ -341,7 +348,10 @@ class Trainer:
             for v in self.groups[group]:
                 v.trainable = group in phase.train_groups
         stack = dense_stack_of(self.model)
-        stack.set_mixture(phase.mixture, phase.expert_index)
+        # The phase's routing, handed to every pass and prediction traced from here
+        # (`_single_domain`); checked now against the stack.
+        with stack.routed(phase.routing):
+            self._routing = phase.routing
         self.train_variables = [v for g in phase.train_groups for v in self.groups[g]]
         if not self.train_variables:
             raise ValueError(f"Phase {phase.name!r} has no variables to train (groups {phase.train_groups}).")
@@ -391,17 +401,20 @@ class Trainer:
         return self._shared_optimizer
 
     def _single_domain(self, enabled: bool = True):
-        """The context in which the trainer traces its passes and predictions: every
-        batch holds one domain (true of `_domain_tensors`' rows, which it checks), so
-        the dense stack routes a batch by its first row, with no per-batch test."""
-        return dense_stack_of(self.model).single_domain_batches(enabled)
+        """The context in which the trainer traces its passes and predictions: the
+        phase's routing (`Phase.routing`: its mixture) and, with `enabled`, the promise
+        that every batch holds one domain (true of `_domain_tensors`' rows, which it
+        checks), so the dense stack routes a batch by its first row, with no per-batch
+        test."""
+        routing = dataclasses.replace(self._routing, one_domain_batches=bool(enabled))
+        return dense_stack_of(self.model).routed(routing)
 
     def _shared_slots(self, enabled: bool):
         """Around one batch's row groups (one domain, unchanged weights): they share
         the dense stack's slot and sliced adapter parameters."""
         if not enabled:
             return contextlib.nullcontext()
-        return dense_stack_of(self.model).shared_slot_parameters()
+        return dense_stack_of(self.model).routed(Routing(shared_slots=True))
 
     def _make_step(self, one_domain: bool = True):
         """The one-device training step on one batch (one id tensor per feature, then
@@ -432,27 +445,15 @@ class Trainer:
 
     def _make_train_pass(self, one_domain: bool = True):
         """The one-device training pass; `one_domain`: every batch holds one domain."""
-        batch_size = self.config.batch_size
-        step = self._make_step(one_domain)
-
-        def batches(order, tensors):
-            # The pass's rows in `order`, gathered once: batch i is rows
-            # order[i * batch_size : (i + 1) * batch_size], a contiguous slice.
-            n = tf.shape(tensors[-1])[0]
-            tensors = [tf.gather(t, order) for t in tensors]
-            steps = (n + batch_size - 1) // batch_size
-            loss_sum = tf.constant(0.0)
-            for i in tf.range(steps):
-                start, end = i * batch_size, tf.minimum((i + 1) * batch_size, n)
-                loss_sum += step(*(t[start:end] for t in tensors))
-            return loss_sum, steps
+        batches = functools.partial(self._sliced_steps, self._make_step(one_domain))
 
         if self.shuffle == "buffer":
             # The original's stream: the order comes from the shuffle buffer
             # (`_buffer_order`), the same every epoch.
             @tf.function(input_signature=[_ORDER_SPEC] + self._specs())
             def ordered_pass(order, *tensors):
-                return batches(order, tensors)
+                # The pass's rows in `order`, gathered once.
+                return batches([tf.gather(t, order) for t in tensors])
 
             return ordered_pass
 
@@ -460,30 +461,45 @@ class Trainer:
         def train_pass(*tensors):
             # `tensors`: one id tensor per feature, then the labels.
             n = tf.shape(tensors[-1])[0]
-            return batches(tf.random.shuffle(tf.range(n)), tensors)
+            order = tf.random.shuffle(tf.range(n))
+            return batches([tf.gather(t, order) for t in tensors])
 
         return train_pass
 
+    def _sliced_steps(self, step, tensors):
+        """Runs `step` on the consecutive `batch_size`-row slices of `tensors` (one
+        column per feature, then the labels; the last slice may be shorter) in a graph
+        loop; returns `(loss sum, steps)`."""
+        batch_size = self.config.batch_size
+        n = tf.shape(tensors[-1])[0]
+        steps = (n + batch_size - 1) // batch_size
+        loss_sum = tf.constant(0.0)
+        for i in tf.range(steps):
+            start, end = i * batch_size, tf.minimum((i + 1) * batch_size, n)
+            loss_sum += step(*(t[start:end] for t in tensors))
+        return loss_sum, steps
+
     def _make_stream_pass(self, one_domain: bool = True):
-        """The streamed training pass: `pass(batches)` runs `_make_step`'s step on every
-        batch of the `tf.data.Dataset` `batches` (tuples: the dataset of
-        `_stream_batches`) inside one `tf.function` over its iterator; returns `(loss sum, steps)`
-        as the in-memory pass. Traced once per element spec, so once for every pass of
-        a phase."""
-        step = self._make_step(one_domain)
+        """The streamed training pass: `pass(blocks)` runs `_make_step`'s step on every
+        batch of `blocks` (the numpy column blocks of `_stream_batches`, read ahead on
+        a thread of their own), a block per call of one `tf.function` that slices it
+        into batches as the in-memory pass slices its rows; returns `(loss sum, steps)`
+        as the in-memory pass.
 
-        @tf.function
-        def iterate(iterator):
-            # A loop over the iterator (not over the dataset, which would run the steps
-            # inside a `reduce` op, without the executor's parallelism).
-            loss_sum, steps = tf.constant(0.0), tf.constant(0)
-            for batch in iterator:
-                loss_sum += step(*batch)
-                steps += 1
+        Not a `tf.data` iterator inside the function: on the 2-core CI machine a step
+        that takes its batch from an iterator ran, pass by pass, either at full speed
+        or at exactly 4.9 (or 9.8) ms a step, half speed; a block of 64k rows per
+        call hands over once per 64 steps (docs/performance.md, "Streaming").
+        """
+        batches = functools.partial(self._sliced_steps, self._make_step(one_domain))
+        block_pass = tf.function(lambda *tensors: batches(list(tensors)), input_signature=self._specs())
+
+        def stream_pass(blocks):
+            loss_sum, steps = tf.constant(0.0), 0
+            for block in blocks:
+                s, k = block_pass(*self._row_tuple(block))
+                loss_sum, steps = loss_sum + s, steps + int(k)
             return loss_sum, steps
-
-        def stream_pass(batches):
-            return iterate(iter(batches))
 
         return stream_pass
 
@@ -522,16 +538,16 @@ class Trainer:
 
     def _stream_batches(self, key, domains) -> tuple:
         """The training input of the streamed pass `key` over `domains` (one domain,
-        or several with `mixed_batches`) in the shuffle buffer's order: `(dataset,)` on
-        one device, `(distributed dataset, steps)` under a strategy
+        or several with `mixed_batches`) in the shuffle buffer's order: `(blocks,)` on
+        one device (`ShardedDataset.batch_blocks`: numpy blocks of whole batches), `(distributed dataset, steps)` under a strategy
         (`_distributed_stream_batches`)."""
         if self.strategy is not None:
             return self._distributed_stream_batches(key, domains)
         n = sum(self.dataset.num_rows("train", d) for d in domains)
-        rows = self.dataset.shards.batches(
+        blocks = self.dataset.shards.batch_blocks(
             "train", self.config.batch_size, domains=list(domains), order=self._stream_order(key, n)
         )
-        return (rows.map(self._row_tuple),)
+        return (blocks,)
 
     def _distributed_stream_batches(self, key, domains) -> tuple:
         """`(distributed dataset, steps)` of the streamed pass `key` under the strategy.

@@ -237,6 +237,8 @@ def test_default_batch_parts(monkeypatch):
     assert default_batch_parts(star) == 1  # batch statistics (partitioned normalisation)
     x = keras.Input((3,))
     assert default_batch_parts(keras.Model(x, keras.layers.BatchNormalization()(x))) == 1
+    adaptdhm = build_model(ModelConfig(name="adaptdhm", hidden_units=(16, 8)), spec)
+    assert default_batch_parts(adaptdhm) == 1  # the online k-means updates from the batch
     monkeypatch.setattr(tf.config.threading, "get_inter_op_parallelism_threads", lambda: 1)
     assert default_batch_parts(wdl) == 1
     assert Trainer(wdl, data, TrainConfig(), batch_parts=3).batch_parts == 3

@@ -56,14 +56,13 @@ def _assert_same_run(reference, record):
 RUNS = {"default": [], "mirrored": ["--strategy=mirrored", "--cpu_devices=2"]}
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """`{name: result record}` of the default pass and of 2 mirrored replicas (run at the
-    same time: each is mostly single-threaded tracing)."""
-    folders = {name: tmp_path_factory.mktemp(name) for name in RUNS}
+def _train_default_and_mirrored(folder, *extra):
+    """`{name: result record}` of `mlora-train SMALL *extra` on the default pass and on 2
+    mirrored replicas, run at the same time (each is mostly single-threaded tracing)."""
+    folders = {name: folder / name for name in RUNS}
     procs = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "mlora_tf.cli.train", *SMALL, f"--output_dir={folders[name]}", *args],
+            [sys.executable, "-m", "mlora_tf.cli.train", *SMALL, *extra, f"--output_dir={folders[name]}", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
         )
         for name, args in RUNS.items()
@@ -83,8 +82,22 @@ def runs(tmp_path_factory):
     return records
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """`{name: result record}` of the default pass and of 2 mirrored replicas."""
+    return _train_default_and_mirrored(tmp_path_factory.mktemp("runs"))
+
+
 def test_mirrored_on_two_devices_matches_one_device(runs):
     _assert_same_run(runs["default"], runs["mirrored"])
+
+
+def test_adaptdhm_centroids_move_by_the_global_batch_on_every_replica(tmp_path):
+    # AdaptDHM's online k-means: each replica sees half the batch; the per-cluster sums
+    # are summed over the replicas, so the centroids (and everything routed by them)
+    # follow one device's whole-batch update.
+    records = _train_default_and_mirrored(tmp_path, "--model=adaptdhm")
+    _assert_same_run(records["default"], records["mirrored"])
 
 
 def _free_ports(count):
@@ -271,3 +284,48 @@ def test_only_the_chief_writes():
     with_chief = {"chief": ["c:1"], "worker": ["a:1"]}
     assert distribute.is_chief(_ClusterStrategy(with_chief, "chief", 0))
     assert not distribute.is_chief(_ClusterStrategy(with_chief, "worker", 0))
+
+
+_ROUTER_ON_TWO_REPLICAS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from mlora_tf.training.distribute import configure_cpu_devices, make_strategy
+    configure_cpu_devices(2)
+    import tensorflow as tf
+    from mlora_tf.layers.cluster_router import ClusterRouter
+
+    u = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    def router():
+        layer = ClusterRouter(4, momentum=0.5, centroid_initializer="glorot_uniform")
+        layer.build((None, 8))
+        layer.centroids.assign(np.random.default_rng(1).normal(size=(4, 8)).astype("float32"))
+        return layer
+
+    one = router()
+    one(tf.constant(u), training=True)
+    strategy = make_strategy("mirrored")
+    with strategy.scope():
+        two = router()
+    halves = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(u[32 * context.replica_id_in_sync_group:][:32]))
+    strategy.run(tf.function(lambda x: two(x, training=True)), args=(halves,))
+    copies = [v.numpy() for v in strategy.experimental_local_results(two.centroids.value)]
+    print("RESULT " + json.dumps({
+        "replicas": strategy.num_replicas_in_sync,
+        "moved": float(np.abs(one.centroids.numpy() - np.random.default_rng(1).normal(size=(4, 8))).max()),
+        "diff": max(float(np.abs(c - one.centroids.numpy()).max()) for c in copies),
+    }))
+""")
+
+
+def test_cluster_router_update_on_two_replicas_equals_the_whole_batch_update():
+    # AdaptDHM's online k-means under a strategy: each replica routes its half of the
+    # batch, the per-cluster sums and counts are summed over the replicas, and every
+    # replica's copy of the centroids gets one device's whole-batch update.
+    proc = subprocess.run([sys.executable, "-c", _ROUTER_ON_TWO_REPLICAS], capture_output=True, text=True,
+                          env=_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("RESULT ")[-1])
+    assert out["replicas"] == 2
+    assert out["moved"] > 0.05  # the update is not a no-op
+    assert out["diff"] < 1e-6

@@ -98,9 +98,8 @@ _NUMERICS = textwrap.dedent("""
         steps = max(len(part) for part in parts)
         merged = [{c: np.concatenate([part[k][c] for part in parts if k < len(part)]) for c in parts[0][0]}
                   for k in range(steps)]
-        signature = data.shards.element_spec(batched=True)
-        rows = tf.data.Dataset.from_generator(lambda: iter(merged), output_signature=signature)
-        return (rows.map(self._row_tuple),)
+        # One block per global batch (the one-device streamed pass takes numpy blocks).
+        return (iter(merged),)
 
     def train(strategy, batches=None):
         trainer = Trainer(build(strategy), data, config, strategy=strategy)

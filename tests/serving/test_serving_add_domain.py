@@ -121,3 +121,22 @@ def test_refusals(mlora_run, moe_run, plus_run, tmp_path):
     with pytest.raises(ValueError, match="both labels"):
         add_domain(mlora_run, str(one_class), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_with_per_domain_parts_outside_the_adapters_is_refused_naming_them(tmp_path):
+    # HAMUR+MLoRA: its hyper-network's per-domain factors would start the new domain
+    # untrained; the refusal names them and writes nothing.
+    from serving_helpers import SYNTHETIC
+    from mlora_tf.config import DataConfig, ModelConfig, TrainConfig
+    from mlora_tf.runs.train import train_run
+
+    run_dir = str(tmp_path / "hamur")
+    config = RunConfig(data=DataConfig(dataset="synthetic", options=dict(SYNTHETIC)),
+                       model=ModelConfig(name="hamur", adapter="mlora", hidden_units=(16, 8)),
+                       train=TrainConfig(max_epochs=1))
+    train_run(config, output_dir=run_dir)
+    path = tmp_path / "new.csv"
+    new_domain_frame().to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"not supported for model 'hamur'.*hold one entry per domain \(.*hamur_adapter_0"):
+        add_domain(run_dir, str(path), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
