@@ -109,6 +109,43 @@ def test_block_batches_follow_the_order(data, tmp_path_factory, file_format, dom
         list(shards.batches("train", 64, domains=domains, order=twice).as_numpy_iterator())
 
 
+@pytest.mark.parametrize("read_ahead", [0, 2])
+def test_batch_blocks_are_the_batches_in_blocks_of_whole_batches(data, tmp_path_factory, read_ahead):
+    # `ShardedDataset.batch_blocks`: the same rows in the same order as `batches`, in
+    # numpy blocks of `block_rows // batch_size` whole batches; the reader's error comes
+    # out of the iterator; a caller that stops early leaves no reader behind.
+    import threading
+
+    from mlora_tf.training.trainer import shuffle_buffer_order
+
+    shards = _open(data, tmp_path_factory, "parquet").shards
+    domains = [1, 0]
+    n = sum(data.num_rows("train", d) for d in domains)
+    order = shuffle_buffer_order(n, 40, seed=5)
+    batches = list(shards.batches("train", 64, domains=domains, order=order).as_numpy_iterator())
+    blocks = list(shards.batch_blocks("train", 64, domains=domains, order=order, block_rows=200,
+                                      read_ahead=read_ahead))
+    assert [len(b["label"]) for b in blocks[:-1]] == [192] * (len(blocks) - 1)  # 3 whole batches each
+    assert len(blocks) == -(-len(batches) // 3)
+    for c in data.column_names:
+        np.testing.assert_array_equal(np.concatenate([b[c] for b in blocks]),
+                                      np.concatenate([b[c] for b in batches]))
+    twice = order.copy()
+    twice[-1] = twice[0]
+    with pytest.raises(ValueError, match="not a permutation"):
+        list(shards.batch_blocks("train", 64, domains=domains, order=twice, block_rows=64, read_ahead=read_ahead))
+    with pytest.raises(ValueError, match="must hold the"):  # checked on the call, before any read
+        shards.batch_blocks("train", 64, domains=domains, order=order[:-1], read_ahead=read_ahead)
+    before = threading.active_count()
+    first = next(shards.batch_blocks("train", 64, domains=domains, order=order, block_rows=64, read_ahead=read_ahead))
+    assert len(first["label"]) == 64
+    for _ in range(50):  # the dropped iterator's reader stops within its 0.1 s put timeout
+        if threading.active_count() <= before:
+            break
+        threading.Event().wait(0.05)
+    assert threading.active_count() <= before
+
+
 def test_streamed_mixed_batches_equal_in_memory(data, shards):
     _assert_same_run(_train(data, data, mixed_batches=True), _train(shards, data, mixed_batches=True))
 
