@@ -81,6 +81,30 @@ def test_mixture_sources():
         stack.set_mixture("nope")
 
 
+def test_routed_applies_a_routing_value_and_leaves_the_stack_as_it_was():
+    from mlora_tf.layers import Routing
+
+    stack = _stack(mode="moe", experts_per_domain=2)
+    x = np.random.default_rng(4).normal(size=(4, 6)).astype("float32")
+    d = np.array([0, 1, 2, 0])
+    gated = stack([x, d]).numpy()
+    with stack.routed(Routing(mixture="expert", expert_index=3)):
+        routed = stack([x, d]).numpy()
+        with stack.routed(Routing(one_domain_batches=True, shared_slots=True)):  # nests: the mixture stays
+            assert stack.mixture_source == "expert" and stack._single_domain and stack._slot_cache == {}
+        assert not stack._single_domain and stack._slot_cache is None
+    assert (stack.mixture_source, stack.expert_index, stack._single_domain) == ("gate", None, False)
+    np.testing.assert_allclose(stack([x, d]).numpy(), gated, rtol=1e-6)  # the stack's own routing again
+    stack.set_mixture("expert", expert_index=3)
+    np.testing.assert_allclose(routed, stack([x, d]).numpy(), rtol=1e-6)  # the same as the layer state
+    assert np.abs(routed - gated).max() > 1e-3
+    stack.set_mixture("gate")
+    with pytest.raises(ValueError, match="expert_index"):
+        with stack.routed(Routing(mixture="expert", expert_index=6)):
+            pass
+    assert (stack.mixture_source, stack.expert_index) == ("gate", None)  # unchanged by the refusal
+
+
 def test_variable_groups_cover_each_variable_once():
     stack = _stack(mode="moe")
     groups = stack.variable_groups()
