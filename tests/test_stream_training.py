@@ -233,3 +233,25 @@ def test_streamed_training_never_reads_the_splits_into_memory(data, shards, monk
     monkeypatch.setattr(type(shards.shards), "to_memory", refuse)
     trainer, results = _train(shards, data, max_epochs=1)
     assert results[0].train_examples == sum(data.sizes()["train"])
+
+
+def test_row_order_folders_of_runs_no_longer_running_are_removed(tmp_path):
+    # A killed run leaves its row-order files (4 bytes a training row) behind; the next
+    # streamed run removes them, and keeps those of live processes.
+    import os
+    import subprocess
+    import sys
+
+    from mlora_tf.training.trainer import ORDER_DIR_PREFIX, remove_stale_order_dirs
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f"{ORDER_DIR_PREFIX}{gone.pid}_abc"
+    stale.mkdir()
+    (stale / "pass-0.int32").write_bytes(b"\0" * 8)
+    live = tmp_path / f"{ORDER_DIR_PREFIX}{os.getpid()}_def"
+    live.mkdir()
+    unrelated = tmp_path / f"{ORDER_DIR_PREFIX}notapid"
+    unrelated.mkdir()
+    assert remove_stale_order_dirs(str(tmp_path)) == [str(stale)]
+    assert not stale.exists() and live.exists() and unrelated.exists()

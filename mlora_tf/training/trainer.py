@@ -54,6 +54,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -121,6 +122,42 @@ def write_shuffle_buffer_order(path: str, n: int, buffer_size: int, seed: int) -
         for block in rows.batch(1 << 16).as_numpy_iterator():
             block.astype(np.int32).tofile(f)
     os.replace(tmp, path)
+
+
+# Streamed passes' row-order files live in `<tmp>/mlora_tf_orders_<pid>_*` folders.
+ORDER_DIR_PREFIX = "mlora_tf_orders_"
+
+
+def remove_stale_order_dirs(folder: str | None = None) -> list[str]:
+    """Remove the row-order folders (`ORDER_DIR_PREFIX<pid>_*`, this user's) that a
+    process no longer running left in `folder` (default: the temporary folder), as a
+    killed run does (4 bytes per training row); returns the removed paths. A folder of
+    a live process, or of another user, is kept."""
+    folder = folder or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = re.fullmatch(rf"{ORDER_DIR_PREFIX}(\d+)_.*", name)
+        path = os.path.join(folder, name)
+        if not match or not os.path.isdir(path):
+            continue
+        try:
+            if os.stat(path).st_uid != os.getuid():
+                continue
+            os.kill(int(match.group(1)), 0)  # raises if no such process
+            continue
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OSError):
+            continue  # a live process of another user, or unreadable: keep
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    if removed:
+        logging.info("Removed %d row-order folder(s) of runs no longer running: %s", len(removed), ", ".join(removed))
+    return removed
 
 
 _ID_SPEC = tf.TensorSpec([None], tf.int64)
@@ -529,7 +566,8 @@ class Trainer:
             if pipeline is not None:
                 seed = int(np.random.default_rng([seed, pipeline]).integers(2**31 - 1))
             if self._order_dir is None:
-                self._order_dir = tempfile.mkdtemp(prefix="mlora_tf_orders_")
+                remove_stale_order_dirs()
+                self._order_dir = tempfile.mkdtemp(prefix=f"{ORDER_DIR_PREFIX}{os.getpid()}_")
                 weakref.finalize(self, shutil.rmtree, self._order_dir, True)
             path = os.path.join(self._order_dir, f"pass-{len(self._stream_orders)}.int32")
             write_shuffle_buffer_order(path, n, self.config.shuffle_buffer, seed)
