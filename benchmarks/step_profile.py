@@ -13,6 +13,10 @@ batches (the in-memory pass's form), median of `--rounds`:
   and the concatenation; WDL's wide part is not in it);
 - `forward`: the whole model in training mode and the loss;
 - `forward+backward`: the same and the gradients of the phase's variables;
+- `+dense+L2`: forward+backward, the sparse table gradients made dense and the
+  closed-form L2 terms added (what the step hands the update);
+- `+update(fixed)`: that, then the update in the same step on fixed gradients (so it
+  need not wait for the computed ones);
 - `apply`: the optimizer's update alone, on fixed gradients;
 - `step, 1 group`: the trainer's step on whole batches (`batch_parts=1`);
 - `step`: the trainer's step as it runs (`batch_parts=2` on a CPU host: two row groups
@@ -50,8 +54,9 @@ from mlora_tf.models.builder import DENSE_STACK_NAME  # noqa: E402
 from mlora_tf.runtime import configure_threads  # noqa: E402
 from mlora_tf.training import Trainer, schedule_phases  # noqa: E402
 from mlora_tf.training.loops import resolve_loop  # noqa: E402
+from mlora_tf.training.trainer import _l2_factor  # noqa: E402
 
-PARTS = ("embed", "forward", "forward+backward", "apply", "step, 1 group", "step")
+PARTS = ("embed", "forward", "forward+backward", "+dense+L2", "+update(fixed)", "apply", "step, 1 group", "step")
 
 
 def profile(name: str, adapter: str, dataset, spec, args) -> dict:
@@ -102,6 +107,19 @@ def profile(name: str, adapter: str, dataset, spec, args) -> dict:
         return loss + tf.add_n([tf.reduce_sum(tf.convert_to_tensor(g)[:1]) for g in gradients])
 
     fixed = [tf.constant(np.full(v.shape, 1e-6, "float32")) for v in variables]
+    l2 = [_l2_factor(v) for v in variables]
+
+    def handed_over(batch):
+        with tf.GradientTape() as tape, trainer._single_domain(True):
+            loss = trainer._batch_loss(*batch)
+        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+        gradients = [g if f is None else g + (2.0 * f) * v.value for g, v, f in zip(gradients, variables, l2)]
+        return loss + tf.add_n([tf.reduce_sum(g[:1]) for g in gradients])
+
+    def with_fixed_update(*batch):
+        out = handed_over(batch)
+        trainer.optimizer.apply(fixed, variables)
+        return out
 
     def apply(*batch):
         trainer.optimizer.apply(fixed, variables)
@@ -111,6 +129,8 @@ def profile(name: str, adapter: str, dataset, spec, args) -> dict:
         "embed": looped(embed),
         "forward": looped(forward),
         "forward+backward": looped(forward_backward),
+        "+dense+L2": looped(lambda *batch: handed_over(batch)),
+        "+update(fixed)": looped(with_fixed_update),
         "apply": looped(apply),
         "step, 1 group": looped(trainers[1]._make_step(True)),
         "step": looped(trainers[None]._make_step(True)),
@@ -154,10 +174,10 @@ def main() -> int:
             print(f"{name}+{adapter}: " + ", ".join(f"{p} {r[p]:.3f}" for p in PARTS) + " ms/step", flush=True)
     print()
     print(f"ms per step of {args.batch_size} rows (median of {args.rounds} loops of {args.steps} steps):")
-    header = f"{'configuration':<12}" + "".join(f"{p:>18}" for p in PARTS)
+    header = f"{'configuration':<12}" + "".join(f"{p:>17}" for p in PARTS)
     print(header)
     for (name, adapter), r in results.items():
-        print(f"{name + '+' + adapter:<12}" + "".join(f"{r[p]:18.3f}" for p in PARTS))
+        print(f"{name + '+' + adapter:<12}" + "".join(f"{r[p]:17.3f}" for p in PARTS))
     print()
     print("shares of `step, 1 group`: forward, backward (forward+backward - forward), update (apply), "
           "rest; what 2 row groups save:")
@@ -168,6 +188,9 @@ def main() -> int:
         print(f"{name + '+' + adapter:<12} forward {r['forward'] / whole:5.1%} (embed {r['embed'] / whole:5.1%})  "
               f"backward {backward / whole:5.1%}  update {r['apply'] / whole:5.1%}  rest {rest / whole:6.1%}  "
               f"row groups: {whole:.3f} -> {r['step']:.3f} ms ({whole / r['step']:.2f}x)")
+        print(f"{'':<12} the tail: update in the step on fixed gradients "
+              f"{r['+update(fixed)'] - r['+dense+L2']:.3f} ms (alone {r['apply']:.3f}); waiting on the computed ones "
+              f"{whole - r['+update(fixed)']:.3f} ms")
     for name in args.models.split(","):
         if (name, "none") in results and (name, "mlora") in results:
             base, lora = results[(name, "none")], results[(name, "mlora")]
