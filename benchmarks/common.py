@@ -1,6 +1,8 @@
-"""Shared pieces of the throughput benchmarks: the synthetic data and the timing summary.
+"""Shared pieces of the throughput benchmarks: the synthetic data, the timing summary and
+the trainer our own passes are timed with (`joint_trainer`).
 
-Numpy and the standard library only: `peer_deepctr.py` imports this module inside the
+Numpy and the standard library at import time (`joint_trainer` imports `mlora_tf` when
+called): `peer_deepctr.py` imports this module inside the
 DeepCTR venv, where neither `mlora_tf` nor Keras 3 is installed.
 
 The data is ML-1M-sized: uids 1..6040, pids 1..3952 (0 unused, as in MovieLens), 21
@@ -298,3 +300,30 @@ def flag_settings(flag_values, *extra: str) -> dict:
         value = getattr(flag_values, name)
         out[name] = list(value) if isinstance(value, (list, tuple)) else value
     return out
+
+
+def joint_trainer(dataset, name: str = "wdl", adapter: str = "mlora", batch_size: int = 1024,
+                  seed: int = DEFAULT_SEED, **trainer_kwargs):
+    """A `mlora_tf.training.Trainer` of `name` + `adapter` (the fast loop, batch
+    `batch_size`, the run seed `seed`) on `dataset`, in the `joint` phase, as the
+    scripts that time our own passes use it. `mlora_tf` is imported here, not at the
+    top: the peer venvs import this module without it.
+
+    Returns:
+        `(trainer, phase)`.
+    """
+    import keras
+
+    from mlora_tf.config import ModelConfig, RunConfig, TrainConfig
+    from mlora_tf.models import DataSpec, build_model
+    from mlora_tf.training import Trainer, schedule_phases
+    from mlora_tf.training.loops import resolve_loop
+
+    config = resolve_loop(RunConfig(model=ModelConfig(name=name, adapter=adapter),
+                                    train=TrainConfig(batch_size=batch_size, seed=seed)))
+    keras.utils.set_random_seed(seed)
+    model = build_model(config.model, DataSpec.from_dataset(dataset), graph_seed=seed)
+    trainer = Trainer(model, dataset, config.train, **trainer_kwargs)
+    phase = schedule_phases("joint", adapter)[0]
+    trainer._enter_phase(phase)
+    return trainer, phase

@@ -40,29 +40,21 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(HERE))
+    sys.path.insert(0, HERE)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-    import keras
     import numpy as np
     import tensorflow as tf
 
-    from mlora_tf.config import ModelConfig, RunConfig, TrainConfig
+    import common
     from mlora_tf.data import load_dataset
-    from mlora_tf.models import DataSpec, build_model
     from mlora_tf.runtime import configure_threads
-    from mlora_tf.training import Trainer, schedule_phases
-    from mlora_tf.training.loops import resolve_loop
 
     configure_threads()
     print(f"host: {platform.node()}, {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)
     data = load_dataset("synthetic", seed=args.seed, n_rows=int(args.rows / 0.98) + 8, n_domains=1,
                         n_users=100_000, n_items=50_000, fractions=(0.98, 0.01, 0.01))
-    config = resolve_loop(RunConfig(model=ModelConfig(name="wdl", adapter="mlora"),
-                                    train=TrainConfig(batch_size=args.batch_size, seed=args.seed)))
-    keras.utils.set_random_seed(args.seed)
-    trainer = Trainer(build_model(config.model, DataSpec.from_dataset(data)), data, config.train)
-    phase = schedule_phases("joint", "mlora")[0]
-    trainer._enter_phase(phase)
+    trainer, _ = common.joint_trainer(data, batch_size=args.batch_size, seed=args.seed)
     tensors = trainer._domain_tensors("train", 0)
     n = int(tensors[-1].shape[0])
     order = trainer._buffer_order(0, n)

@@ -47,29 +47,21 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import common  # noqa: E402
-from mlora_tf.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from mlora_tf.data.dataset import MultiDomainDataset  # noqa: E402
-from mlora_tf.models import DataSpec, build_model  # noqa: E402
 from mlora_tf.models.builder import DENSE_STACK_NAME  # noqa: E402
 from mlora_tf.runtime import configure_threads  # noqa: E402
-from mlora_tf.training import Trainer, schedule_phases  # noqa: E402
-from mlora_tf.training.loops import resolve_loop  # noqa: E402
+from mlora_tf.training import Trainer  # noqa: E402
 from mlora_tf.training.trainer import _l2_factor  # noqa: E402
 
 PARTS = ("embed", "forward", "forward+backward", "+dense+L2", "+update(fixed)", "apply", "step, 1 group", "step")
 
 
-def profile(name: str, adapter: str, dataset, spec, args) -> dict:
+def profile(name: str, adapter: str, dataset, args) -> dict:
     """Milliseconds per step of every part of `PARTS` for one configuration."""
-    config = resolve_loop(RunConfig(model=ModelConfig(name=name, adapter=adapter),
-                                    train=TrainConfig(batch_size=args.batch_size, seed=args.seed)))
-    keras.utils.set_random_seed(args.seed)
-    model = build_model(config.model, spec, graph_seed=args.seed)
-    trainers = {parts: Trainer(model, dataset, config.train, batch_parts=parts) for parts in (1, None)}
-    phase = schedule_phases("joint", adapter)[0]
-    for trainer in trainers.values():
-        trainer._enter_phase(phase)
-    trainer = trainers[1]
+    trainer, phase = common.joint_trainer(dataset, name, adapter, args.batch_size, args.seed, batch_parts=1)
+    model = trainer.model
+    trainers = {1: trainer, None: Trainer(model, dataset, trainer.config)}
+    trainers[None]._enter_phase(phase)
     domain = int(np.argmax([dataset.num_rows("train", d) for d in range(dataset.n_domains)]))
     tensors = trainer._domain_tensors("train", domain)
     n = min(int(tensors[-1].shape[0]), args.steps * args.batch_size)
@@ -165,11 +157,10 @@ def main() -> int:
     data = common.make_data(args.rows, args.domains, args.seed)
     dataset = MultiDomainDataset(name="bench-synthetic", n_domains=data["n_domains"], vocab_sizes=data["vocab_sizes"],
                                  domain_names=data["domain_names"], splits=data["splits"], info={})
-    spec = DataSpec.from_dataset(dataset)
     results = {}
     for name in args.models.split(","):
         for adapter in args.adapters.split(","):
-            results[(name, adapter)] = profile(name, adapter, dataset, spec, args)
+            results[(name, adapter)] = profile(name, adapter, dataset, args)
             r = results[(name, adapter)]
             print(f"{name}+{adapter}: " + ", ".join(f"{p} {r[p]:.3f}" for p in PARTS) + " ms/step", flush=True)
     print()

@@ -118,25 +118,15 @@ def generate_shards(folder: str, rows: int, chunk_rows: int, file_format: str, s
 # -------------------------------------------------------------------- child
 def child(folder: str, path: str, batch_size: int, seed: int) -> dict:
     """One epoch on `folder`, streamed or in memory: the figures as a dict."""
-    import keras
     import tensorflow as tf
 
-    from mlora_tf.config import ModelConfig, RunConfig, TrainConfig
+    import common
     from mlora_tf.data import load_dataset
-    from mlora_tf.models import DataSpec, build_model
     from mlora_tf.runtime import configure_threads
-    from mlora_tf.training import Trainer, schedule_phases
-    from mlora_tf.training.loops import resolve_loop
 
     configure_threads()
     dataset = load_dataset(None, data_dir=folder, stream=path == "streamed")
-    config = resolve_loop(RunConfig(model=ModelConfig(name="wdl", adapter="mlora"),
-                                    train=TrainConfig(batch_size=batch_size, seed=seed)))
-    keras.utils.set_random_seed(seed)
-    model = build_model(config.model, DataSpec.from_dataset(dataset), graph_seed=seed)
-    trainer = Trainer(model, dataset, config.train)
-    phase = schedule_phases("joint", "mlora")[0]
-    trainer._enter_phase(phase)
+    trainer, phase = common.joint_trainer(dataset, batch_size=batch_size, seed=seed)
     trainer._phase, trainer._phase_examples = phase, 0
     # Trace the step on a few batches (not timed).
     if path == "streamed":
