@@ -69,6 +69,7 @@ assert shards.to_memory().sizes() == ds.sizes()
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -103,7 +104,7 @@ _ENCODE_CHUNK = 1 << 16  # rows serialised per step (bounds the writer's memory)
 _READ_BATCH = 1 << 13  # rows per pyarrow record batch when streaming parquet
 _SAMPLE_BLOCK = 16  # rows per draw of `mixed_dataset(mix="sample")`
 _ORDER_BLOCK = 1 << 16  # row numbers read at a time by `batches(order=...)`
-_GROUP_ROWS = 1 << 16  # rows per element crossing from Python into `tf.data` in `batches`
+_GROUP_ROWS = 1 << 16  # rows per block of `batch_blocks`, and per element `batches` hands to `tf.data`
 _CHUNK = 1 << 20
 _PART = re.compile(r"^part-\d+\.(tfrecord|parquet)(\..+\.tmp)?$")
 
@@ -882,28 +883,23 @@ class ShardedDataset:
         Raises:
             ValueError: `order` is not a permutation of the rows (found while reading).
         """
-        names, source = self._batch_source(split, batch_size, domains, order, input_context)
-        group_size = max(1, _GROUP_ROWS // int(batch_size))
+        blocks = functools.partial(self.batch_blocks, split, batch_size, domains=domains, order=order,
+                                   input_context=input_context, read_ahead=0)
+        blocks()  # checks the arguments now; each iteration of the dataset reads anew
 
         def grouped():
-            # Equal-sized batches stacked, up to `group_size` of them: `from_generator`
-            # costs about a millisecond per element (the Python-to-tensor crossing), so
-            # it carries one `(k, batch_size)` array per column, and `unbatch` (C++)
-            # takes the batches apart again.
-            def stacked(group):
-                return {c: np.stack([b[c] for b in group]) for c in names}
-
-            group = []
-            for batch in source():
-                if group and len(batch[names[0]]) != len(group[0][names[0]]):
-                    yield stacked(group)
-                    group = []
-                group.append(batch)
-                if len(group) == group_size:
-                    yield stacked(group)
-                    group = []
-            if group:
-                yield stacked(group)
+            # A block's whole batches as one `(k, batch_size)` array per column, its
+            # short last batch (if any) as `(1, rest)`: `from_generator` costs about a
+            # millisecond per element (the Python-to-tensor crossing), and `unbatch`
+            # (C++) takes the batches apart again.
+            b = int(batch_size)
+            for block in blocks():
+                n = len(next(iter(block.values())))
+                whole = n - n % b
+                if whole:
+                    yield {c: v[:whole].reshape(-1, b) for c, v in block.items()}
+                if whole < n:
+                    yield {c: v[whole:][None] for c, v in block.items()}
 
         spec = {c: tf.TensorSpec([None, None], s.dtype) for c, s in self.element_spec(batched=True).items()}
         rows = tf.data.Dataset.from_generator(grouped, output_signature=spec).unbatch()

@@ -28,9 +28,9 @@ class ClusterRouter(keras.layers.Layer):
     k-means: the clustering process, run alongside the classification process that
     trains the towers). Under a `tf.distribute` strategy the per-cluster sums and counts
     are summed over the replicas first, so every replica moves the centroids by the
-    global batch's means, as one device would. At inference the centroids are fixed and each row's route
-    depends on its own `u` only, so a batch may mix domains. `coefficients(u)` gives
-    the soft `p`.
+    global batch's means, as one device would. At inference the centroids are fixed
+    and each row's route depends on its own `u` only, so a batch may mix domains.
+    `coefficients(u)` gives the soft `p`.
 
     Input shape:
         `(batch_size, input_dim)`.
