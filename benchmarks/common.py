@@ -178,23 +178,52 @@ def time_epochs(run_epoch, epochs: int) -> dict:
     Returns the warm-up seconds, the timed epochs' seconds and examples, and the
     median examples/second over the timed epochs.
     """
-    t0 = time.perf_counter()
-    run_epoch()
-    warmup = time.perf_counter() - t0
-    seconds, speeds, examples = [], [], 0
-    for _ in range(epochs):
+    return interleaved_epochs({None: run_epoch}, epochs)[None]
+
+
+def interleaved_epochs(run_epochs: dict, epochs: int) -> dict:
+    """`time_epochs` of several configurations at once, their epochs interleaved.
+
+    `run_epochs`: label -> `run_epoch()` (trains one epoch, returns its examples). Every
+    configuration runs its warm-up epoch, then the timed epochs go round-robin (round k
+    times epoch k of every configuration), so a configuration's speed and another's
+    are measured minutes, not a whole benchmark, apart: on a shared machine whose speed
+    drifts, the ratio of two configurations in one round moves far less than their
+    figures do. Returns label -> `time_epochs`' result.
+    """
+    warmups = {}
+    for label, run_epoch in run_epochs.items():
         t0 = time.perf_counter()
-        examples = run_epoch()
-        elapsed = time.perf_counter() - t0
-        seconds.append(elapsed)
-        speeds.append(examples / elapsed)
+        run_epoch()
+        warmups[label] = time.perf_counter() - t0
+    seconds = {label: [] for label in run_epochs}
+    speeds = {label: [] for label in run_epochs}
+    examples = dict.fromkeys(run_epochs, 0)
+    for _ in range(epochs):
+        for label, run_epoch in run_epochs.items():
+            t0 = time.perf_counter()
+            examples[label] = run_epoch()
+            elapsed = time.perf_counter() - t0
+            seconds[label].append(elapsed)
+            speeds[label].append(examples[label] / elapsed)
     return {
-        "examples_per_second": statistics.median(speeds),
-        "epoch_examples": int(examples),
-        "epoch_seconds": seconds,
-        "epoch_examples_per_second": speeds,
-        "warmup_seconds": warmup,
+        label: {
+            "examples_per_second": statistics.median(speeds[label]),
+            "epoch_examples": int(examples[label]),
+            "epoch_seconds": seconds[label],
+            "epoch_examples_per_second": speeds[label],
+            "warmup_seconds": warmups[label],
+        }
+        for label in run_epochs
     }
+
+
+def round_ratios(slow: dict, fast: dict) -> dict:
+    """How many times longer `slow` takes than `fast` per example, round by round, for
+    two results of one `interleaved_epochs` call: the median, minimum and maximum of
+    `fast ex/s / slow ex/s` over the rounds."""
+    ratios = [f / s for s, f in zip(slow["epoch_examples_per_second"], fast["epoch_examples_per_second"])]
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "rounds": len(ratios)}
 
 
 def machine_info() -> dict:

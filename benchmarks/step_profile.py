@@ -24,17 +24,28 @@ batches (the in-memory pass's form), median of `--rounds`:
 
 It prints milliseconds per step of each, the shares of `step, 1 group` that the
 forward pass, the backward pass, the update and the rest take, what the row groups
-save, and each part's ratio +MLoRA / Base. The figures depend on the machine and on
-whatever else runs on it; the script makes no assertion.
+save, and each part's ratio +MLoRA / Base.
+
+Then (unless `--no_trace`) it traces one loop of `step, 1 group` and of `step` with
+`tf.profiler` and reads the trace's host plane itself (`xplane.pb`; no TensorBoard
+plugin needed): of the executor threads' capacity (threads x wall time) per step, how
+much each kind of op took (`CATEGORIES`: dense matmuls, adapter matmuls, the rest of
+the adapters, dropout, embeddings, the optimizer, other ops), how much the executor
+spent around its kernels (scheduling, and ops too small to trace), and how much the
+threads sat idle. The figures depend on the machine and on whatever else runs on it;
+the script makes no assertion.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import glob
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,6 +65,80 @@ from mlora_tf.training import Trainer  # noqa: E402
 from mlora_tf.training.trainer import _l2_factor  # noqa: E402
 
 PARTS = ("embed", "forward", "forward+backward", "+dense+L2", "+update(fixed)", "apply", "step, 1 group", "step")
+TRACED = ("step, 1 group", "step")
+MATMULS = ("MatMul", "_MklMatMul", "_MklNativeFusedMatMul", "BatchMatMulV2", "_MklBatchMatMulV2")
+# The trace's own markers, not ops.
+MARKERS = ("StartRegion", "StopRegion", "Record", "MemoryAllocation", "MemoryDeallocation", "ExecutorDoneCallback")
+CATEGORIES = ("dense matmuls", "adapter matmuls", "adapters, other", "dropout", "embeddings", "optimizer",
+              "other ops", "executor", "idle")
+
+
+def op_category(name: str, op_type: str) -> str:
+    """The `CATEGORIES` entry of one traced op, from its graph name and type."""
+    path = name.lower()
+    if op_type in ("ResourceApplyAdam", "ResourceApplyAdamWithAmsgrad", "AssignAddVariableOp"):
+        return "optimizer"
+    if "dropout" in path:
+        return "dropout"
+    if "adapter" in path or (op_type == "Pad" and "dense_stack" in path):
+        # (The Pads under the stack pad a batch's slot gradients into its adapter variables.)
+        return "adapter matmuls" if op_type in MATMULS else "adapters, other"
+    if op_type in MATMULS:
+        return "dense matmuls"
+    if "emb" in path or "linear_logit" in path or op_type in ("UnsortedSegmentSum", "DynamicStitch"):
+        return "embeddings"
+    return "other ops"
+
+
+def trace_thread_time(run, steps: int) -> dict:
+    """Milliseconds per step of every `CATEGORIES` entry in one traced call of `run()`
+    (`steps` steps), over the executor threads' capacity (threads x traced wall time):
+    op kernels by kind, the executor's time around them, idle time."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory(prefix="mlora_tf_trace_") as logdir:
+        tf.profiler.experimental.start(logdir, options=tf.profiler.experimental.ProfilerOptions(
+            host_tracer_level=3, python_tracer_level=0, device_tracer_level=0))
+        try:
+            float(run())
+        finally:
+            tf.profiler.experimental.stop()
+        paths = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
+        if not paths:
+            raise RuntimeError(f"tf.profiler wrote no *.xplane.pb under {logdir}")
+        space = xplane_pb2.XSpace()
+        with open(paths[0], "rb") as f:
+            space.ParseFromString(f.read())
+    totals = collections.defaultdict(float)  # picoseconds
+    threads, first, last = set(), None, None
+    for plane in space.planes:
+        if plane.name != "/host:CPU":
+            continue
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):  # the executor's inter-op threads
+                continue
+            for event in line.events:
+                label = plane.event_metadata[event.metadata_id].name
+                name, _, op_type = label.rpartition(":")
+                if op_type in MARKERS:
+                    continue
+                threads.add(line.name)
+                start = line.timestamp_ns * 1000 + event.offset_ps
+                first = start if first is None else min(first, start)
+                last = start + event.duration_ps if last is None else max(last, start + event.duration_ps)
+                if op_type == "Process":  # one executor turn: the ops it ran and its own work
+                    totals["busy"] += event.duration_ps
+                else:
+                    totals[op_category(name, op_type)] += event.duration_ps
+    if first is None:
+        raise RuntimeError("the trace holds no executor thread events")
+    capacity = len(threads) * (last - first)
+    ops_total = sum(v for k, v in totals.items() if k != "busy")
+    totals["executor"] = max(totals.pop("busy") - ops_total, 0.0)
+    totals["idle"] = max(capacity - ops_total - totals["executor"], 0.0)
+    out = {c: totals.get(c, 0.0) / steps / 1e9 for c in CATEGORIES}
+    out.update(capacity=capacity / steps / 1e9, threads=len(threads), wall=(last - first) / steps / 1e9)
+    return out
 
 
 def profile(name: str, adapter: str, dataset, args) -> dict:
@@ -137,8 +222,26 @@ def profile(name: str, adapter: str, dataset, args) -> dict:
             start = time.perf_counter()
             float(run())
             times[part].append(time.perf_counter() - start)
-    return {part: 1000 * statistics.median(t) / steps for part, t in times.items()} | {
+    result = {part: 1000 * statistics.median(t) / steps for part, t in times.items()} | {
         "steps": steps, "batch_parts": trainers[None].batch_parts}
+    if args.trace:
+        for part in TRACED:
+            trainer._restore(snapshot)
+            result["trace " + part] = trace_thread_time(runs[part], steps)
+    return result
+
+
+def print_traces(results: dict) -> None:
+    """The traced thread time of every configuration, ms per step and share of capacity."""
+    for part in TRACED:
+        print()
+        print(f"`{part}`, traced: ms per step of the executor threads' time (threads x traced wall), by kind of work "
+              "(share of that capacity); tracing itself slows the step (untraced vs traced wall, ms):")
+        print(f"{'configuration':<12}{'untraced':>9}{'traced':>8}{'threads':>8}" + "".join(f"{c:>17}" for c in CATEGORIES))
+        for (name, adapter), r in results.items():
+            t = r["trace " + part]
+            print(f"{name + '+' + adapter:<12}{r[part]:9.3f}{t['wall']:8.3f}{t['threads']:8d}" + "".join(
+                f"{t[c]:8.3f} ({t[c] / t['capacity']:5.1%})" for c in CATEGORIES))
 
 
 def main() -> int:
@@ -151,6 +254,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=200, help="Batches per timed loop.")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=common.DEFAULT_SEED)
+    parser.add_argument("--no_trace", dest="trace", action="store_false",
+                        help="Skip the tf.profiler traces of the step (thread time by kind of work).")
     args = parser.parse_args()
     configure_threads()
     print(f"host: {platform.node()}, {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)
@@ -179,13 +284,15 @@ def main() -> int:
         print(f"{name + '+' + adapter:<12} forward {r['forward'] / whole:5.1%} (embed {r['embed'] / whole:5.1%})  "
               f"backward {backward / whole:5.1%}  update {r['apply'] / whole:5.1%}  rest {rest / whole:6.1%}  "
               f"row groups: {whole:.3f} -> {r['step']:.3f} ms ({whole / r['step']:.2f}x)")
-        print(f"{'':<12} the tail: update in the step on fixed gradients "
-              f"{r['+update(fixed)'] - r['+dense+L2']:.3f} ms (alone {r['apply']:.3f}); waiting on the computed ones "
-              f"{whole - r['+update(fixed)']:.3f} ms")
+        print(f"{'':<12} the update on fixed gradients adds {r['+update(fixed)'] - r['+dense+L2']:.3f} ms "
+              f"(alone {r['apply']:.3f}); on the computed ones {whole - r['+update(fixed)']:.3f} ms more: fixed "
+              "gradients let it run beside the forward pass, computed ones only after the backward pass")
     for name in args.models.split(","):
         if (name, "none") in results and (name, "mlora") in results:
             base, lora = results[(name, "none")], results[(name, "mlora")]
             print(f"{name} +MLoRA / Base: " + ", ".join(f"{p} {lora[p] / base[p]:.2f}x" for p in PARTS))
+    if args.trace:
+        print_traces(results)
     print(f"load average after: {os.getloadavg()}")
     return 0
 

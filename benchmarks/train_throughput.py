@@ -2,7 +2,10 @@
 
 Measures examples/second of a full training epoch (every domain once, one domain at a
 time, batch 1024), after one warm-up epoch that includes tracing; reports the median of
-`--epochs` timed epochs (`--fit_epochs` for the two slow Keras-loop paths). Paths measured:
+`--epochs` timed epochs (`--fit_epochs` for the two slow Keras-loop paths). The trainer
+paths' timed epochs are interleaved (round k runs epoch k of every configuration back to
+back, `common.interleaved_epochs`), so their ratios (MLoRA's time over Base's) are taken
+within each round and their spread over the rounds is printed. Paths measured:
 
 * `trainer`: our `Trainer` (one `tf.function` pass per domain over in-memory tensors),
   for every `--models` x `--adapters` combination;
@@ -138,7 +141,10 @@ def new_model(name: str, adapter: str, spec: DataSpec, strategy, loop: str = "fa
 
 
 # ------------------------------------------------------------------ our trainer
-def bench_trainer(name, adapter, dataset, spec, strategy, loop: str = "fast") -> dict:
+def trainer_epoch(name, adapter, dataset, spec, strategy, loop: str = "fast") -> tuple:
+    """`(run_epoch, finish)` of our trainer on one configuration: `run_epoch()` trains
+    one epoch (for `common.interleaved_epochs`); `finish(result)` adds the FLOP counts
+    and the examples per CPU-second to the timing result."""
     model = new_model(name, adapter, spec, strategy, loop)
     # The trainer's passes run one domain per batch: adapters take their one-slot path.
     flop_counts = flops.train_flops_per_example(model)
@@ -155,14 +161,25 @@ def bench_trainer(name, adapter, dataset, spec, strategy, loop: str = "fast") ->
         cpu.append((time.process_time() - start, examples))
         return examples
 
-    result = common.time_epochs(run_epoch, FLAGS.epochs)
-    result["replicas"] = strategy.num_replicas_in_sync
-    result.update(flops_per_example=flop_counts["train"], flops=flop_counts, adapter_arithmetic="one slot")
-    # Examples per CPU-second of this process (all its threads): less sensitive than
-    # wall-clock ex/s to other programs sharing the CPU; compare runs with it.
-    result["epoch_cpu_seconds"] = [c for c, _ in cpu[1:]]
-    result["cpu_examples_per_second"] = statistics.median(n / max(c, 1e-9) for c, n in cpu[1:])
-    return result
+    def finish(result):
+        result["replicas"] = strategy.num_replicas_in_sync
+        result.update(flops_per_example=flop_counts["train"], flops=flop_counts, adapter_arithmetic="one slot")
+        # Examples per CPU-second of this process (all its threads): less sensitive than
+        # wall-clock ex/s to other programs sharing the CPU; compare runs with it.
+        result["epoch_cpu_seconds"] = [c for c, _ in cpu[1:]]
+        result["cpu_examples_per_second"] = statistics.median(n / max(c, 1e-9) for c, n in cpu[1:])
+        return result
+
+    return run_epoch, finish
+
+
+def bench_trainers(configurations: dict, dataset, spec, strategy) -> dict:
+    """Label -> result of our trainer on every `configurations` entry (label ->
+    `(name, adapter, loop)`), their timed epochs interleaved round by round."""
+    runs = {label: trainer_epoch(name, adapter, dataset, spec, strategy, loop)
+            for label, (name, adapter, loop) in configurations.items()}
+    timed = common.interleaved_epochs({label: run for label, (run, _) in runs.items()}, FLAGS.epochs)
+    return {label: runs[label][1](timed[label]) for label in runs}
 
 
 # ------------------------------------------------------------ Keras fit paths
@@ -372,9 +389,12 @@ def format_roofline(results, peak) -> str:
     for name in FLAGS.models:
         base, mlora = speeds.get(f"{LABELS[name]}-Base"), speeds.get(f"{LABELS[name]}-MLoRA")
         if base and mlora:
-            out.append(f"{LABELS[name]}: MLoRA's epoch takes {base['examples_per_second'] / mlora['examples_per_second']:.2f}x "
-                       f"Base's time at {FLAGS.domains} domains, for {mlora['flops_per_example'] / base['flops_per_example']:.2f}x "
-                       "its FLOPs")
+            ratio = common.round_ratios(mlora, base)
+            mlora["time_vs_base"] = ratio
+            out.append(f"{LABELS[name]}: MLoRA's epoch takes {ratio['median']:.2f}x Base's time at {FLAGS.domains} "
+                       f"domains (median of {ratio['rounds']} rounds, each timing both back to back: "
+                       f"{ratio['min']:.2f}x-{ratio['max']:.2f}x), for "
+                       f"{mlora['flops_per_example'] / base['flops_per_example']:.2f}x its FLOPs")
     return "\n".join(out)
 
 
@@ -411,14 +431,18 @@ def main(argv):
         print(f"  {configuration:<12} {path:<13} {result['examples_per_second']:>10,.0f} ex/s{cpu_note}", flush=True)
         gc.collect()
 
+    configurations = {}
     for name in FLAGS.models:
         for adapter in FLAGS.adapters:
-            label = f"{LABELS[name]}-{LABELS[adapter]}"
-            record(label, "trainer", bench_trainer(name, adapter, dataset, spec, strategy))
+            configurations[(f"{LABELS[name]}-{LABELS[adapter]}", "trainer")] = (name, adapter, "fast")
     if FLAGS.original_loop and FLAGS.strategy == "default":
         # The yardstick (`--loop=original`: one pass per batch, Keras Dropout, clipped loss, ...).
-        record(f"{LABELS[KERAS_MODEL]}-{LABELS[KERAS_ADAPTER]}", "trainer-original",
-               bench_trainer(KERAS_MODEL, KERAS_ADAPTER, dataset, spec, strategy, loop="original"))
+        configurations[(f"{LABELS[KERAS_MODEL]}-{LABELS[KERAS_ADAPTER]}", "trainer-original")] = (
+            KERAS_MODEL, KERAS_ADAPTER, "original")
+    print(f"Our trainer: {len(configurations)} configurations, a warm-up epoch each, then {FLAGS.epochs} rounds "
+          "of one timed epoch each", flush=True)
+    for (configuration, path), result in bench_trainers(configurations, dataset, spec, strategy).items():
+        record(configuration, path, result)
     keras_label = f"{LABELS[KERAS_MODEL]}-{LABELS[KERAS_ADAPTER]}"
     if not FLAGS.skip_keras_fit:
         record(keras_label, "keras-fit", bench_keras_fit(data, spec, strategy))
@@ -436,7 +460,7 @@ def main(argv):
         f"strategy={FLAGS.strategy} ({strategy.num_replicas_in_sync} replica(s) in sync), "
         f"threads={FLAGS.threads} (intra_op, inter_op = {threads}; 0 = TF's choice)",
         f"{common.describe(data)}; batch {FLAGS.batch_size}",
-        f"ex/s: median of {FLAGS.epochs} timed epochs (trainer), {FLAGS.fit_epochs} (keras-fit, csv-pipeline), "
+        f"ex/s: median of {FLAGS.epochs} timed epochs (trainer: interleaved rounds), {FLAGS.fit_epochs} (keras-fit, csv-pipeline), "
         "each after 1 warm-up epoch",
         f"load average before/after: {load_before} / {info.get('loadavg')}",
         "",

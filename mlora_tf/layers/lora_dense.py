@@ -356,12 +356,21 @@ class LoRADense(keras.layers.Layer):
         else:
             x, mixture = inputs, None
         shared = ops.matmul(x, self.kernel)
+        adapted = slot is not None or mixture is not None
         if self.bias is not None:
-            # BiasAdd: fused into the matmul, and its gradient is one BiasAddGrad.
-            shared = tf.nn.bias_add(shared, ops.cast(self.bias, shared.dtype))
+            bias = ops.cast(self.bias, shared.dtype)
+            if adapted and not (self.dropout_layer is not None and training):
+                # `+`, the same elementwise sum as BiasAdd: with no dropout between
+                # them, TF 2.21's remapper (oneDNN on) fuses MatMul, BiasAdd, the
+                # adapter's Add and the ReLU into a node with no kernel, and the whole
+                # function (every prediction) then runs without graph optimisations.
+                shared = shared + bias
+            else:
+                # BiasAdd: fused into the matmul, and its gradient is one BiasAddGrad.
+                shared = tf.nn.bias_add(shared, bias)
         if self.dropout_layer is not None:
             shared = self.dropout_layer(shared, training=training)
-        if slot is not None or mixture is not None:
+        if adapted:
             shared = self.adapter(x, mixture=mixture, slot=slot, slot_params=slot_params) + shared
         return self.activation(shared)
 
