@@ -66,7 +66,8 @@ from mlora_tf.training.trainer import _l2_factor  # noqa: E402
 
 PARTS = ("embed", "forward", "forward+backward", "+dense+L2", "+update(fixed)", "apply", "step, 1 group", "step")
 TRACED = ("step, 1 group", "step")
-MATMULS = ("MatMul", "_MklMatMul", "_MklNativeFusedMatMul", "BatchMatMulV2", "_MklBatchMatMulV2")
+MATMULS = ("MatMul", "_FusedMatMul", "_MklMatMul", "_MklFusedMatMul", "_MklNativeFusedMatMul", "BatchMatMulV2",
+           "_MklBatchMatMulV2")
 # The trace's own markers, not ops.
 MARKERS = ("StartRegion", "StopRegion", "Record", "MemoryAllocation", "MemoryDeallocation", "ExecutorDoneCallback")
 CATEGORIES = ("dense matmuls", "adapter matmuls", "adapters, other", "dropout", "embeddings", "optimizer",

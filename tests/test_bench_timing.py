@@ -52,3 +52,40 @@ def test_round_ratios_are_taken_within_each_round():
     assert ratio["rounds"] == 2
     assert ratio["min"] == pytest.approx(1.2) and ratio["max"] == pytest.approx(1.5)
     assert ratio["median"] == pytest.approx(1.35)
+
+
+def test_op_categories_follow_the_graph_names():
+    import step_profile
+
+    cat = step_profile.op_category
+    assert cat("while/body/_1/while/wdl_mlora_1/dense_stack_1/mlora_dense_0_1/BiasAdd", "_MklNativeFusedMatMul") == "dense matmuls"
+    assert cat("while/wdl_mlora_1/dense_stack_1/mlora_dense_1_1/adapter_1/MatMul_1", "_MklMatMul") == "adapter matmuls"
+    assert cat("while/gradient_tape/while/wdl_mlora_1/dense_stack_1/Pad_5", "Pad") == "adapters, other"
+    assert cat("while/wdl_mlora_1/dense_stack_1/mlora_dense_0_1/fast_dropout_1/GatherV2", "GatherV2") == "dropout"
+    assert cat("while/wdl_none_1/item_emb_1/GatherV2", "GatherV2") == "embeddings"
+    assert cat("while/UnsortedSegmentSum_4", "UnsortedSegmentSum") == "embeddings"
+    assert cat("while/fused_adam/ResourceApplyAdam_13", "ResourceApplyAdam") == "optimizer"
+    assert cat("while/logistic_loss_1/sub/Neg", "Neg") == "other ops"
+
+
+def test_the_trace_accounts_for_the_threads_time():
+    import tensorflow as tf
+
+    import step_profile
+
+    a = tf.random.normal([256, 256])
+
+    @tf.function
+    def run():
+        total = tf.constant(0.0)
+        for _ in tf.range(20):
+            total += tf.reduce_sum(tf.matmul(a, a))
+        return total
+
+    float(run())  # trace outside the profile
+    t = step_profile.trace_thread_time(run, steps=20)
+    assert t["threads"] >= 1 and t["wall"] > 0
+    assert t["dense matmuls"] > 0  # the loop's matmuls are found and classed
+    assert t["adapter matmuls"] == 0 and t["optimizer"] == 0
+    parts = sum(t[c] for c in step_profile.CATEGORIES)
+    assert parts == pytest.approx(t["capacity"], rel=0.05)  # every thread-second is put somewhere
